@@ -1,0 +1,82 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// Doorbell: a self-hosted webhook hub. Modules are split by concern and by how often they change:
+/// domain types with no I/O (DoorbellCore), configuration, verification, storage, the HTTP server,
+/// and the command line, with a thin `doorbell` executable on top.
+let package = Package(
+    name: "doorbell",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "doorbell", targets: ["doorbell"]),
+        .library(name: "DoorbellServer", targets: ["DoorbellServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        /// Vocabulary types (Source, Event, ...) and pure helpers. No I/O.
+        .target(name: "DoorbellCore"),
+        /// `doorbell.yml`: loading, `${VAR}` substitution, validation with precise paths.
+        .target(
+            name: "DoorbellConfig",
+            dependencies: ["DoorbellCore", .product(name: "Yams", package: "Yams")]
+        ),
+        /// Signature schemes, one type per provider, behind the `SignatureScheme` protocol.
+        .target(
+            name: "DoorbellVerification",
+            dependencies: ["DoorbellCore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        /// The `EventStore` protocol and its SQLite backend (GRDB) with group commit.
+        .target(
+            name: "DoorbellStorage",
+            dependencies: [
+                "DoorbellCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        /// The HTTP application: ingest, health, lifecycle.
+        .target(
+            name: "DoorbellServer",
+            dependencies: [
+                "DoorbellCore", "DoorbellConfig", "DoorbellVerification", "DoorbellStorage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        /// Commands: serve, check, events, trigger. Sample events (fixtures) live here.
+        .target(
+            name: "DoorbellCLI",
+            dependencies: [
+                "DoorbellCore", "DoorbellConfig", "DoorbellVerification", "DoorbellStorage", "DoorbellServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        .executableTarget(name: "doorbell", dependencies: ["DoorbellCLI"]),
+        /// The benchmark's reference target: a bare Hummingbird endpoint that reads the body and answers 200.
+        .executableTarget(
+            name: "doorbell-bench-bare",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            path: "Benchmarks/BareEndpoint"
+        ),
+        .testTarget(
+            name: "DoorbellTests",
+            dependencies: [
+                "DoorbellCore", "DoorbellConfig", "DoorbellVerification", "DoorbellStorage", "DoorbellServer",
+                "DoorbellCLI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            resources: [.copy("Fixtures")]
+        ),
+    ]
+)

@@ -1,0 +1,132 @@
+import DoorbellCore
+import Foundation
+import Yams
+
+/// Reads `doorbell.yml` into a `Configuration`, or throws a `ConfigError` listing every problem.
+public enum ConfigLoader {
+    static let topLevelKeys = ["server", "storage", "api", "smtp", "outbound", "retry", "sources", "automations", "endpoints", "pollers", "files_dir"]
+    /// Sections of the contract that later releases act on; accepted now so one file serves both.
+    static let laterSections = ["smtp", "outbound", "retry", "automations", "endpoints", "pollers", "files_dir"]
+
+    /// Loads the file at `path`, substituting `${VAR}` from `environment`.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
+        let url = URL(fileURLWithPath: path)
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw ConfigError(file: path, issues: [ConfigIssue(path: "", message: "cannot read the config file '\(path)' (does it exist?)")])
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: path, issues: [ConfigIssue(path: "", message: "the config file is not UTF-8 text")])
+        }
+        return try parse(yaml: text, file: path, directory: url.deletingLastPathComponent().path, environment: environment)
+    }
+
+    /// Parses config text; `directory` is where relative paths resolve.
+    public static func parse(yaml: String, file: String = "doorbell.yml", directory: String, environment: [String: String]) throws -> Configuration {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw ConfigError(file: file, issues: [ConfigIssue(path: "", message: "not valid YAML: \(error)")])
+        }
+        guard let root else {
+            throw ConfigError(file: file, issues: [ConfigIssue(path: "", message: "the config file is empty")])
+        }
+        let reader = NodeReader(environment: environment, directory: directory)
+        let configuration = read(root, reader)
+        guard reader.errors.isEmpty, var configuration else {
+            throw ConfigError(file: file, issues: reader.errors)
+        }
+        configuration.warnings = reader.warnings
+        return configuration
+    }
+
+    private static func read(_ root: Node, _ reader: NodeReader) -> Configuration? {
+        guard let top = reader.mapping(root, at: "", allowed: topLevelKeys) else { return nil }
+        let server = top["server"].flatMap { readServer($0, reader) } ?? ServerSettings()
+        let storage = top["storage"].flatMap { readStorage($0, reader) } ?? .sqlite(path: reader.resolvePath("doorbell.db"))
+        let api = top["api"].flatMap { readAPI($0, reader) } ?? APISettings()
+        var sources: [Source] = []
+        if let node = top["sources"], let items = reader.sequence(node, at: "sources") {
+            for (index, item) in items.enumerated() {
+                if let source = SourceReader.read(item, at: "sources[\(index)]", reader) { sources.append(source) }
+            }
+            var seen: Set<String> = []
+            for (index, source) in sources.enumerated() where !seen.insert(source.id).inserted {
+                reader.error("sources[\(index)].id", "duplicate source id '\(source.id)'", items[index])
+            }
+        }
+        for section in laterSections where top[section] != nil {
+            reader.warning(section, "this section is accepted but not acted on by this build yet")
+        }
+        return Configuration(server: server, storage: storage, api: api, sources: sources, directory: reader.directory)
+    }
+
+    private static func readServer(_ node: Node, _ reader: NodeReader) -> ServerSettings? {
+        guard let keys = reader.mapping(node, at: "server", allowed: ["listen", "public_url"]) else { return nil }
+        var settings = ServerSettings()
+        if let listen = keys["listen"], let text = reader.nonEmptyString(listen, at: "server.listen") {
+            if let (host, port) = parseListen(text) {
+                settings.host = host
+                settings.port = port
+            } else {
+                reader.error("server.listen", "expected host:port such as 127.0.0.1:8080 or [::1]:8080, found '\(text)'", listen)
+            }
+        }
+        if let publicURL = keys["public_url"], let text = reader.nonEmptyString(publicURL, at: "server.public_url") {
+            if let url = URL(string: text), ["http", "https"].contains(url.scheme ?? ""), url.host != nil {
+                settings.publicURL = text.hasSuffix("/") ? String(text.dropLast()) : text
+            } else {
+                reader.error("server.public_url", "not an http(s) URL: '\(text)'", publicURL)
+            }
+        }
+        return settings
+    }
+
+    /// `host:port`, `[v6]:port` or `:port` (all interfaces).
+    static func parseListen(_ text: String) -> (String, Int)? {
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+            if host.contains(":") { return nil }
+        }
+        guard let port = Int(portText), (0...65535).contains(port) else { return nil }
+        return (host.isEmpty ? "0.0.0.0" : String(host), port)
+    }
+
+    private static func readStorage(_ node: Node, _ reader: NodeReader) -> StorageLocation? {
+        guard let text = reader.nonEmptyString(node, at: "storage") else { return nil }
+        if text.hasPrefix("sqlite:") {
+            let path = String(text.dropFirst("sqlite:".count))
+            guard !path.isEmpty else {
+                reader.error("storage", "expected sqlite:<file>, e.g. sqlite:doorbell.db", node)
+                return nil
+            }
+            return .sqlite(path: reader.resolvePath(path))
+        }
+        if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
+            reader.warning("storage", "PostgreSQL storage is not available in this build yet; `doorbell serve` will refuse it", node)
+            return .postgres(url: text)
+        }
+        reader.error("storage", "expected sqlite:<file> or postgres://user:pass@host:5432/db", node)
+        return nil
+    }
+
+    private static func readAPI(_ node: Node, _ reader: NodeReader) -> APISettings? {
+        guard let keys = reader.mapping(node, at: "api", allowed: ["tokens"]) else { return nil }
+        var settings = APISettings()
+        if let tokens = keys["tokens"], let list = reader.stringList(tokens, at: "api.tokens") {
+            for (index, token) in list.enumerated() where token.count < 16 {
+                reader.error("api.tokens[\(index)]", "too short: use at least 16 characters", tokens)
+            }
+            settings.tokens = list
+        }
+        return settings
+    }
+}

@@ -1,0 +1,59 @@
+import DoorbellCore
+
+/// Everything `doorbell.yml` says, validated. Paths inside are already resolved against the
+/// config file's folder.
+public struct Configuration: Sendable {
+    public var server: ServerSettings
+    public var storage: StorageLocation
+    public var api: APISettings
+    public var sources: [Source]
+    /// The folder of the config file; relative paths resolve against it.
+    public var directory: String
+    /// Things that work but deserve attention (sections not yet implemented, odd secrets).
+    public var warnings: [ConfigIssue]
+
+    public init(server: ServerSettings = .init(), storage: StorageLocation, api: APISettings = .init(), sources: [Source], directory: String, warnings: [ConfigIssue] = []) {
+        self.server = server
+        self.storage = storage
+        self.api = api
+        self.sources = sources
+        self.directory = directory
+        self.warnings = warnings
+    }
+
+    /// The source with this id, if configured.
+    public func source(id: String) -> Source? {
+        sources.first { $0.id == id }
+    }
+}
+
+/// `server:` — where Doorbell listens and the URL providers call.
+public struct ServerSettings: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    /// The URL providers call, when Doorbell sits behind a proxy (Twilio signs it).
+    public var publicURL: String?
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, publicURL: String? = nil) {
+        self.host = host
+        self.port = port
+        self.publicURL = publicURL
+    }
+
+    /// The base URL a local client (`doorbell trigger`) uses to reach this server.
+    public var localBaseURL: String {
+        let connectHost: String
+        switch host {
+        case "0.0.0.0", "": connectHost = "127.0.0.1"
+        case "::": connectHost = "[::1]"
+        default: connectHost = host.contains(":") ? "[\(host)]" : host
+        }
+        return "http://\(connectHost):\(port)"
+    }
+}
+
+/// `api:` — bearer tokens for `/api` and the dashboard.
+public struct APISettings: Sendable, Equatable {
+    public var tokens: [String]
+    public init(tokens: [String] = []) { self.tokens = tokens }
+}

@@ -1,0 +1,150 @@
+import DoorbellCore
+import Foundation
+import GRDB
+import Logging
+
+/// The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`, so a commit is on
+/// disk when it returns. Ingests are group-committed.
+public final class SQLiteEventStore: EventStore {
+    private let pool: DatabasePool
+    private let ingestBatches: GroupCommit<NewEvent, IngestOutcome>
+    private let logger: Logger
+
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    public init(path: String, logger: Logger = Logger(label: "doorbell.storage")) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.label = "doorbell"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try SQLiteSchema.migrator.migrate(pool)
+        self.pool = pool
+        self.logger = logger
+        self.ingestBatches = GroupCommit { events in
+            try await pool.write { db in try SQLiteEventStore.insert(events, db) }
+        }
+    }
+
+    public func ingest(_ event: NewEvent) async throws -> IngestOutcome {
+        do {
+            return try await ingestBatches.submit(event)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.unavailable(String(describing: error))
+        }
+    }
+
+    /// Inserts a batch in the caller's transaction; a provider id seen before yields the earlier event.
+    static func insert(_ events: [NewEvent], _ db: Database) throws -> [IngestOutcome] {
+        let insert = try db.cachedStatement(sql: """
+            INSERT INTO events (id, source, type, provider_id, received_at, headers, body)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (source, provider_id) DO NOTHING
+            """)
+        let findDuplicate = try db.cachedStatement(sql: "SELECT id FROM events WHERE source = ? AND provider_id = ?")
+        var outcomes: [IngestOutcome] = []
+        outcomes.reserveCapacity(events.count)
+        for event in events {
+            try insert.execute(arguments: [
+                event.id, event.source, event.type, event.providerID,
+                Int64((event.receivedAt.timeIntervalSince1970 * 1000).rounded()),
+                HeaderCoding.encode(event.headers), Data(event.body),
+            ])
+            if db.changesCount == 0, let providerID = event.providerID,
+                let earlier = try String.fetchOne(findDuplicate, arguments: [event.source, providerID])
+            {
+                outcomes.append(IngestOutcome(id: earlier, duplicate: true))
+            } else {
+                outcomes.append(IngestOutcome(id: event.id, duplicate: false))
+            }
+        }
+        return outcomes
+    }
+
+    public func event(id: String) async throws -> StoredEvent? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM events WHERE id = ?", arguments: [id]).map(Self.storedEvent)
+        }
+    }
+
+    public func events(matching query: EventQuery) async throws -> [StoredEvent] {
+        try await pool.read { db in
+            let (whereClause, arguments) = Self.filter(query)
+            var all = arguments
+            all += [query.limit]
+            return try Row.fetchAll(db, sql: "SELECT * FROM events \(whereClause) ORDER BY seq DESC LIMIT ?", arguments: all)
+                .map(Self.storedEvent)
+        }
+    }
+
+    public func countEvents(matching query: EventQuery) async throws -> Int {
+        try await pool.read { db in
+            let (whereClause, arguments) = Self.filter(query)
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events \(whereClause)", arguments: arguments) ?? 0
+        }
+    }
+
+    public func checkReady() async throws {
+        do {
+            try await pool.read { db in try db.execute(sql: "SELECT 1 FROM events LIMIT 1") }
+        } catch {
+            throw StoreError.unavailable(String(describing: error))
+        }
+    }
+
+    public func close() async throws {
+        await ingestBatches.close()
+        try pool.close()
+    }
+
+    private static func filter(_ query: EventQuery) -> (String, StatementArguments) {
+        var clauses: [String] = []
+        var arguments: StatementArguments = []
+        if let source = query.source {
+            clauses.append("source = ?")
+            arguments += [source]
+        }
+        if let type = query.type {
+            clauses.append("type = ?")
+            arguments += [type]
+        }
+        if let before = query.beforeSequence {
+            clauses.append("seq < ?")
+            arguments += [before]
+        }
+        return (clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND "), arguments)
+    }
+
+    private static func storedEvent(_ row: Row) -> StoredEvent {
+        let millis: Int64 = row["received_at"]
+        let body: Data = row["body"] ?? Data()
+        return StoredEvent(
+            sequence: row["seq"],
+            event: NewEvent(
+                id: row["id"], source: row["source"], type: row["type"], providerID: row["provider_id"],
+                receivedAt: Date(timeIntervalSince1970: Double(millis) / 1000),
+                headers: HeaderCoding.decode(row["headers"] ?? ""), body: [UInt8](body)
+            )
+        )
+    }
+}
+
+/// Headers stored as `name: value` lines; HTTP forbids line breaks inside names and values.
+enum HeaderCoding {
+    static func encode(_ headers: [Header]) -> String {
+        headers.map { "\($0.name): \($0.value)" }.joined(separator: "\n")
+    }
+
+    static func decode(_ text: String) -> [Header] {
+        text.split(separator: "\n").compactMap { line -> Header? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            let value = line[line.index(after: colon)...].dropFirst(1)
+            return Header(name: String(line[..<colon]), value: String(value))
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import DoorbellCore
+import Foundation
+
+/// What a signature scheme sees of an inbound request.
+public struct SignedRequest: Sendable {
+    /// Headers with lower-cased names, in arrival order.
+    public var headers: [Header]
+    /// The raw body; signatures are always checked over these bytes, never a re-encoding.
+    public var body: [UInt8]
+
+    public init(headers: [Header], body: [UInt8]) {
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The first value of a header, by case-insensitive name.
+    public func header(_ name: String) -> String? {
+        let lower = name.lowercased()
+        return headers.first { $0.name == lower }?.value
+    }
+}
+
+/// A provider's signature scheme: verifies what arrives and signs what `doorbell trigger` sends.
+/// One type per scheme; all comparisons are constant-time.
+public protocol SignatureScheme: Sendable {
+    /// Accepts when any signature in the request matches any of `secrets`; otherwise throws the reason.
+    func verify(_ request: SignedRequest, secrets: [String], tolerance: Int, now: Date) throws(VerificationFailure)
+    /// The headers a genuine sender would add to `body`, signed with `secret` at `now`.
+    func sign(body: [UInt8], secret: String, now: Date) -> [Header]
+}
+
+/// Why a request was refused. The description is safe to log: it never contains a secret or the
+/// expected signature.
+public struct VerificationFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Reason: Sendable, Equatable {
+        case missingHeader(String)
+        case malformedHeader(String, String)
+        case signatureMismatch
+        case timestampTooOld(seconds: Int)
+        case timestampInFuture(seconds: Int)
+    }
+
+    public let reason: Reason
+
+    public init(_ reason: Reason) { self.reason = reason }
+
+    public static func missingHeader(_ name: String) -> Self { .init(.missingHeader(name)) }
+    public static func malformedHeader(_ name: String, _ why: String) -> Self { .init(.malformedHeader(name, why)) }
+    public static let signatureMismatch = Self(.signatureMismatch)
+
+    public var description: String {
+        switch reason {
+        case .missingHeader(let name): "missing header \(name)"
+        case .malformedHeader(let name, let why): "malformed header \(name): \(why)"
+        case .signatureMismatch: "signature mismatch"
+        case .timestampTooOld(let seconds): "timestamp \(seconds) s old"
+        case .timestampInFuture(let seconds): "timestamp \(seconds) s in the future"
+        }
+    }
+
+    /// A short label for metrics (`doorbell_rejections_total{reason=…}`).
+    public var label: String {
+        switch reason {
+        case .missingHeader: "missing_header"
+        case .malformedHeader: "malformed_header"
+        case .signatureMismatch: "signature_mismatch"
+        case .timestampTooOld: "timestamp_too_old"
+        case .timestampInFuture: "timestamp_in_future"
+        }
+    }
+
+    /// Checks a signed unix timestamp against `now` with `tolerance` seconds either way.
+    public static func checkTimestamp(_ timestamp: Int, tolerance: Int, now: Date) throws(VerificationFailure) {
+        let age = Int(now.timeIntervalSince1970.rounded(.down)) - timestamp
+        if age > tolerance { throw VerificationFailure(.timestampTooOld(seconds: age)) }
+        if -age > tolerance { throw VerificationFailure(.timestampInFuture(seconds: -age)) }
+    }
+}
+
+extension ProviderKind {
+    /// The scheme that verifies this provider's signatures, or nil for `none`.
+    public func scheme(hmac: HMACSettings?) -> (any SignatureScheme)? {
+        switch self {
+        case .stripe: StripeScheme()
+        case .hmac: HMACScheme(settings: hmac ?? HMACSettings())
+        case .none, .github, .shopify, .twilio, .standard: nil
+        }
+    }
+}
