@@ -62,7 +62,10 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
-        .executableTarget(name: "doorbell", dependencies: ["DoorbellCLI"]),
+        .executableTarget(
+            name: "doorbell",
+            dependencies: ["DoorbellCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         /// The benchmark's reference target: a bare Hummingbird endpoint that reads the body and answers 200.
         .executableTarget(
             name: "doorbell-bench-bare",

@@ -141,12 +141,18 @@ final class NodeReader {
                     error(path, "unclosed '${' in '\(text)'", node)
                     return nil
                 }
-                let name = String(after[after.index(after.startIndex, offsetBy: 2)..<close])
+                let inside = String(after[after.index(after.startIndex, offsetBy: 2)..<close])
+                // `${VAR:-fallback}` uses the fallback when VAR is unset or empty.
+                let parts = inside.components(separatedBy: ":-")
+                let name = parts[0]
+                let fallback = parts.count > 1 ? parts[1...].joined(separator: ":-") : nil
                 if name.isEmpty || !name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
-                    error(path, "'${\(name)}' is not a valid variable name", node)
+                    error(path, "'${\(inside)}' is not a valid variable name", node)
                     ok = false
-                } else if let value = environment[name] {
+                } else if let value = environment[name], !(value.isEmpty && fallback != nil) {
                     result += value
+                } else if let fallback {
+                    result += fallback
                 } else {
                     error(path, "environment variable \(name) is not set", node)
                     ok = false

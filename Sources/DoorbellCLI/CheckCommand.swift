@@ -1,0 +1,28 @@
+import ArgumentParser
+import DoorbellConfig
+import DoorbellCore
+
+/// `doorbell check`: validates the config; lists every error and exits 1, or prints a summary.
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Validate a configuration file and summarise it."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let configuration = try options.load()
+        for warning in configuration.warnings {
+            print("warning: \(warning)")
+        }
+        print("\(options.config): OK")
+        print("  listen:  \(configuration.server.host):\(configuration.server.port)")
+        print("  storage: \(configuration.storage)")
+        print("  sources: \(configuration.sources.count)")
+        for source in configuration.sources {
+            let secrets = source.provider == .none ? "no signature" : "\(source.secrets.count) secret(s)"
+            print("    /hooks/\(source.id)  \(source.provider.rawValue), \(secrets), max body \(source.maxBody) B")
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import DoorbellConfig
+import DoorbellCore
+import DoorbellStorage
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// Builds the HTTP application from a configuration and an open store.
+public enum DoorbellApplication {
+    /// The application, ready for `runService()`. The store is closed after the server has stopped
+    /// and finished its in-flight requests (services shut down in reverse order of start).
+    public static func make(
+        configuration: Configuration,
+        store: any EventStore,
+        logger: Logger,
+        now: @escaping @Sendable () -> Date = { Date() },
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let router = Router(context: DoorbellRequestContext.self)
+        IngestController(configuration: configuration, store: store, now: now).addRoutes(to: router)
+        HealthController(store: store).addRoutes(to: router)
+        return Application(
+            router: router,
+            configuration: .init(
+                address: .hostname(configuration.server.host, port: configuration.server.port),
+                serverName: "doorbell"
+            ),
+            services: [StoreService(store: store, logger: logger)],
+            onServerRunning: onServerRunning,
+            logger: logger
+        )
+    }
+}
+
+/// `/healthz`: the process is up. `/readyz`: the store answers.
+struct HealthController: Sendable {
+    let store: any EventStore
+
+    func addRoutes(to router: Router<DoorbellRequestContext>) {
+        router.get("/healthz") { _, _ in
+            JSONResponse.make(.ok, ["status": "ok"])
+        }
+        router.get("/readyz") { _, context in
+            do {
+                try await store.checkReady()
+                return JSONResponse.make(.ok, ["status": "ready"])
+            } catch {
+                context.logger.warning("not ready", metadata: ["error": "\(error)"])
+                return JSONResponse.error(.serviceUnavailable, "storage unavailable")
+            }
+        }
+    }
+}
+
+/// Keeps the store open while the server runs and closes it, after pending commits, on shutdown.
+struct StoreService: Service {
+    let store: any EventStore
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await store.close()
+        logger.info("store closed")
+    }
+}

@@ -1,0 +1,125 @@
+import DoorbellConfig
+import DoorbellCore
+import DoorbellStorage
+import DoorbellVerification
+import Foundation
+import Hummingbird
+import Logging
+
+/// `POST /hooks/{source}`: address check, bounded body read, signature verification, event
+/// identity, durable store; 2xx only after the store has committed.
+struct IngestController: Sendable {
+    /// A configured source with its scheme and allowlist prepared once at start-up.
+    struct PreparedSource: Sendable {
+        let source: Source
+        let scheme: (any SignatureScheme)?
+        let allowed: [CIDR]
+    }
+
+    let sources: [String: PreparedSource]
+    let store: any EventStore
+    let now: @Sendable () -> Date
+
+    init(configuration: Configuration, store: any EventStore, now: @escaping @Sendable () -> Date) {
+        var prepared: [String: PreparedSource] = [:]
+        for source in configuration.sources {
+            prepared[source.id] = PreparedSource(
+                source: source,
+                scheme: source.provider.scheme(hmac: source.hmac),
+                allowed: source.allowIPs.compactMap(CIDR.init)
+            )
+        }
+        self.sources = prepared
+        self.store = store
+        self.now = now
+    }
+
+    func addRoutes(to router: Router<DoorbellRequestContext>) {
+        router.post("/hooks/:source") { request, context in
+            try await self.ingest(request, context: context)
+        }
+    }
+
+    func ingest(_ request: Request, context: DoorbellRequestContext) async throws -> Response {
+        let sourceID = context.parameters.get("source") ?? ""
+        guard let prepared = sources[sourceID] else {
+            return JSONResponse.error(.notFound, "unknown source '\(sourceID)'")
+        }
+        let source = prepared.source
+        var logger = context.logger
+        logger[metadataKey: "source"] = .string(source.id)
+
+        if !prepared.allowed.isEmpty {
+            let peer = context.peerAddress ?? "unknown"
+            guard prepared.allowed.contains(where: { $0.contains(peer) }) else {
+                logger.warning("refused", metadata: ["reason": "address \(peer) not allowed"])
+                return JSONResponse.error(.forbidden, "address \(peer) not allowed")
+            }
+        }
+
+        let body: [UInt8]
+        switch try await readBody(request, limit: source.maxBody) {
+        case .tooLarge:
+            logger.warning("refused", metadata: ["reason": "body over \(source.maxBody) bytes"])
+            return JSONResponse.error(.contentTooLarge, "body larger than \(source.maxBody) bytes")
+        case .complete(let bytes):
+            body = bytes
+        }
+
+        let headers = request.headers.map { Header(name: $0.name.canonicalName, value: $0.value) }
+        let signed = SignedRequest(headers: headers, body: body)
+        let receivedAt = now()
+        if let scheme = prepared.scheme {
+            do {
+                try scheme.verify(signed, secrets: source.secrets, tolerance: source.tolerance, now: receivedAt)
+            } catch {
+                logger.warning("refused", metadata: ["reason": "\(error)"])
+                return JSONResponse.error(.unauthorized, "\(error)")
+            }
+        }
+
+        let identity: EventIdentity
+        do {
+            identity = try EventIdentity.read(from: signed, source: source)
+        } catch {
+            logger.warning("refused", metadata: ["reason": "\(error)"])
+            return JSONResponse.error(.badRequest, error.description)
+        }
+
+        let event = NewEvent(source: source.id, type: identity.type, providerID: identity.providerID, receivedAt: receivedAt, headers: headers, body: body)
+        do {
+            let outcome = try await store.ingest(event)
+            logger.debug("stored", metadata: ["event": "\(outcome.id)", "duplicate": "\(outcome.duplicate)"])
+            return JSONResponse.make(.ok, IngestReply(id: outcome.id, duplicate: outcome.duplicate))
+        } catch {
+            logger.error("not stored", metadata: ["error": "\(error)"])
+            return JSONResponse.error(.serviceUnavailable, "storage unavailable; retry later")
+        }
+    }
+
+    private enum BodyRead {
+        case complete([UInt8])
+        case tooLarge
+    }
+
+    /// Reads at most `limit` bytes; stops at the first byte past it, so an oversized body is never
+    /// buffered (with or without Content-Length).
+    private func readBody(_ request: Request, limit: Int) async throws -> BodyRead {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+            return .tooLarge
+        }
+        var bytes: [UInt8] = []
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }) { bytes.reserveCapacity(length) }
+        for try await chunk in request.body {
+            guard bytes.count + chunk.readableBytes <= limit else { return .tooLarge }
+            bytes.append(contentsOf: chunk.readableBytesView)
+        }
+        return .complete(bytes)
+    }
+}
+
+/// The body of a 200 from `/hooks/{source}`.
+struct IngestReply: Encodable {
+    let id: String
+    let duplicate: Bool
+}

@@ -1,0 +1,6 @@
+import ArgumentParser
+import DoorbellCLI
+
+/// The `doorbell` executable: everything lives in DoorbellCLI.
+@main
+extension DoorbellCommand {}
