@@ -47,12 +47,13 @@ public enum ConfigLoader {
         let api = top["api"].flatMap { readAPI($0, reader) } ?? APISettings()
         var sources: [Source] = []
         if let node = top["sources"], let items = reader.sequence(node, at: "sources") {
+            var seen: Set<String> = []
             for (index, item) in items.enumerated() {
                 if let source = SourceReader.read(item, at: "sources[\(index)]", reader) { sources.append(source) }
-            }
-            var seen: Set<String> = []
-            for (index, source) in sources.enumerated() where !seen.insert(source.id).inserted {
-                reader.error("sources[\(index)].id", "duplicate source id '\(source.id)'", items[index])
+                // Checked on the raw id, so a source with other errors still reveals a clash.
+                if let id = item["id"]?.string, !seen.insert(id).inserted {
+                    reader.error("sources[\(index)].id", "duplicate source id '\(id)'", item)
+                }
             }
         }
         for section in laterSections where top[section] != nil {
