@@ -31,6 +31,9 @@ struct TriggerCommand: AsyncParsableCommand {
     @Option(name: [.short, .long], help: "The configuration file.")
     var config: String = "doorbell.yml"
 
+    @Option(help: "Send the contents of this file as the body instead of the fixture's.")
+    var data: String?
+
     @Flag(help: "List the fixtures.")
     var list = false
 
@@ -47,12 +50,22 @@ struct TriggerCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let target = try resolveTarget(for: fixture)
-        let body = fixture.makeBody()
+        let body: [UInt8]
+        if let data {
+            guard let contents = FileManager.default.contents(atPath: data) else {
+                printError("doorbell: cannot read --data file '\(data)'")
+                throw ExitCode(1)
+            }
+            body = [UInt8](contents)
+        } else {
+            body = fixture.makeBody()
+        }
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: fixture.contentType)
         headers.add(name: "User-Agent", value: "doorbell-trigger")
+        for header in fixture.makeHeaders() { headers.replaceOrAdd(name: header.name, value: header.value) }
         if let scheme = target.provider.scheme(hmac: target.hmac), let secret = target.secret {
-            for header in scheme.sign(body: body, secret: secret, now: Date()) {
+            for header in scheme.sign(body: body, url: target.signedURL, secret: secret, now: Date()) {
                 headers.add(name: header.name, value: header.value)
             }
         }
@@ -76,6 +89,8 @@ struct TriggerCommand: AsyncParsableCommand {
 
     private struct Target {
         var url: String
+        /// The URL the server will see as called (Twilio signs it): public_url-based when configured.
+        var signedURL: String
         var provider: ProviderKind
         var hmac: HMACSettings?
         var secret: String?
@@ -119,6 +134,10 @@ struct TriggerCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let targetURL = url ?? "\(configuration!.server.localBaseURL)/hooks/\(chosen!.id)"
-        return Target(url: targetURL, provider: provider, hmac: chosen?.hmac, secret: signingSecret)
+        var signedURL = targetURL
+        if let publicURL = configuration?.server.publicURL, let chosen {
+            signedURL = "\(publicURL)/hooks/\(chosen.id)"
+        }
+        return Target(url: targetURL, signedURL: signedURL, provider: provider, hmac: chosen?.hmac, secret: signingSecret)
     }
 }

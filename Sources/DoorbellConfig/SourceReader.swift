@@ -24,9 +24,6 @@ enum SourceReader {
         if let providerNode = keys["provider"], let text = reader.nonEmptyString(providerNode, at: "\(path).provider") {
             if let kind = ProviderKind(rawValue: text.lowercased()) {
                 provider = kind
-                if !kind.isImplemented {
-                    reader.error("\(path).provider", "'\(text)' is not supported by this build yet; supported: \(ProviderKind.allCases.filter(\.isImplemented).map(\.rawValue).joined(separator: ", "))", providerNode)
-                }
             } else {
                 reader.error("\(path).provider", "unknown provider '\(text)'; expected one of: \(ProviderKind.allCases.map(\.rawValue).joined(separator: " | "))", providerNode)
             }
@@ -125,7 +122,7 @@ enum SourceReader {
     }
 
     private static func readHMAC(_ node: Node, at path: String, _ reader: NodeReader) -> HMACSettings? {
-        guard let keys = reader.mapping(node, at: path, allowed: ["header", "algorithm", "encoding", "prefix"]) else { return nil }
+        guard let keys = reader.mapping(node, at: path, allowed: ["header", "algorithm", "encoding", "prefix", "timestamp_header"]) else { return nil }
         var settings = HMACSettings()
         if let header = keys["header"], let text = reader.nonEmptyString(header, at: "\(path).header") {
             if text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) {
@@ -150,6 +147,9 @@ enum SourceReader {
         }
         if let prefix = keys["prefix"], let text = reader.string(prefix, at: "\(path).prefix") {
             settings.prefix = text
+        }
+        if let timestamp = keys["timestamp_header"], let text = reader.nonEmptyString(timestamp, at: "\(path).timestamp_header") {
+            settings.timestampHeader = text
         }
         return settings
     }

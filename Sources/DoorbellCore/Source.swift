@@ -54,19 +54,11 @@ public struct Source: Sendable, Equatable {
 public enum ProviderKind: String, Sendable, CaseIterable {
     case stripe, github, shopify, twilio, standard, hmac, none
 
-    /// Providers whose verification is implemented in this build.
-    public var isImplemented: Bool {
-        switch self {
-        case .stripe, .hmac, .none: true
-        case .github, .shopify, .twilio, .standard: false
-        }
-    }
-
     /// Providers whose bodies are always JSON, so a body that does not parse is a 400.
     public var requiresJSONBody: Bool {
         switch self {
-        case .stripe, .github, .shopify, .standard: true
-        case .twilio, .hmac, .none: false
+        case .stripe, .shopify, .standard: true
+        case .github, .twilio, .hmac, .none: false  // GitHub may be set to send form posts
         }
     }
 }
@@ -82,12 +74,16 @@ public struct HMACSettings: Sendable, Equatable {
     public var encoding: Encoding
     /// Text before the signature in the header, e.g. `sha256=`.
     public var prefix: String
+    /// When set, the sender signs `"{timestamp}.{body}"` and puts the unix time in this header;
+    /// the source's tolerance applies.
+    public var timestampHeader: String?
 
-    public init(header: String = "X-Signature", algorithm: Algorithm = .sha256, encoding: Encoding = .hex, prefix: String = "") {
+    public init(header: String = "X-Signature", algorithm: Algorithm = .sha256, encoding: Encoding = .hex, prefix: String = "", timestampHeader: String? = nil) {
         self.header = header
         self.algorithm = algorithm
         self.encoding = encoding
         self.prefix = prefix
+        self.timestampHeader = timestampHeader
     }
 }
 

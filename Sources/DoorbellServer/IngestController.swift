@@ -17,6 +17,7 @@ struct IngestController: Sendable {
     }
 
     let sources: [String: PreparedSource]
+    let publicURL: String?
     let store: any EventStore
     let now: @Sendable () -> Date
 
@@ -30,6 +31,7 @@ struct IngestController: Sendable {
             )
         }
         self.sources = prepared
+        self.publicURL = configuration.server.publicURL
         self.store = store
         self.now = now
     }
@@ -67,7 +69,7 @@ struct IngestController: Sendable {
         }
 
         let headers = request.headers.map { Header(name: $0.name.canonicalName, value: $0.value) }
-        let signed = SignedRequest(headers: headers, body: body)
+        let signed = SignedRequest(headers: headers, body: body, url: calledURL(request))
         let receivedAt = now()
         if let scheme = prepared.scheme {
             do {
@@ -95,6 +97,14 @@ struct IngestController: Sendable {
             logger.error("not stored", metadata: ["error": "\(error)"])
             return JSONResponse.error(.serviceUnavailable, "storage unavailable; retry later")
         }
+    }
+
+    /// The URL the provider called: `server.public_url` + path + query, or, without a public URL,
+    /// what the Host header says (right only when nothing rewrites requests on the way).
+    private func calledURL(_ request: Request) -> String {
+        let target = request.head.path ?? "/"
+        if let publicURL { return publicURL + target }
+        return "http://\(request.head.authority ?? "localhost")\(target)"
     }
 
     private enum BodyRead {

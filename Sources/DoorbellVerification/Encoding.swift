@@ -38,7 +38,11 @@ enum ByteEncoding {
         }
     }
 
+    /// Bytes of canonical base64 only: Foundation's decoder tolerates extra padding, and a signature
+    /// with junk appended should not verify.
     static func fromBase64(_ text: Substring) -> [UInt8]? {
-        Data(base64Encoded: String(text)).map { [UInt8]($0) }
+        let string = String(text)
+        guard let data = Data(base64Encoded: string), data.base64EncodedString() == string else { return nil }
+        return [UInt8](data)
     }
 }

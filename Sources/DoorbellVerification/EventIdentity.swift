@@ -19,48 +19,52 @@ public struct EventIdentity: Sendable, Equatable {
     /// expects or a configured value is missing.
     public static func read(from request: SignedRequest, source: Source) throws(MalformedBody) -> EventIdentity {
         let body = try ParsedBody(request: request, provider: source.provider)
-        let typeRule: ValueRule? = source.eventType ?? defaultTypeRule(source.provider)
-        let idRule: ValueRule? = source.eventID ?? defaultIDRule(source.provider)
+        let conventions = ProviderConventions(source.provider)
 
         var type = EventIdentity.defaultType
-        if let typeRule {
-            if let value = value(of: typeRule, in: body, request: request) {
-                type = value
-            } else if source.eventType != nil || source.provider == .stripe {
-                throw MalformedBody("event type not found at \(describe(typeRule))")
+        if let rule = source.eventType {
+            guard let value = value(of: rule, in: body, request: request) else {
+                throw MalformedBody("event type not found at \(describe(rule))")
             }
+            type = value
+        } else if let rule = conventions.type {
+            if let value = value(of: rule, in: body, request: request) {
+                type = value
+            } else if conventions.typeRequired {
+                throw MalformedBody("event type not found at \(describe(rule))")
+            }
+        } else if source.provider == .twilio {
+            type = twilioType(body)
         }
         guard !type.isEmpty, type.utf8.count <= 200 else { throw MalformedBody("event type must be 1 to 200 bytes") }
 
         var providerID: String?
-        if let idRule {
-            guard let value = value(of: idRule, in: body, request: request), !value.isEmpty else {
-                throw MalformedBody("event id (the dedupe key) not found at \(describe(idRule))")
+        if let rule = source.eventID ?? conventions.id {
+            let value = value(of: rule, in: body, request: request)
+            if let value, !value.isEmpty {
+                guard value.utf8.count <= 500 else { throw MalformedBody("event id longer than 500 bytes") }
+                providerID = value
+            } else if source.eventID != nil || conventions.idRequired {
+                throw MalformedBody("event id (the dedupe key) not found at \(describe(rule))")
             }
-            guard value.utf8.count <= 500 else { throw MalformedBody("event id longer than 500 bytes") }
-            providerID = value
         }
         return EventIdentity(type: type, providerID: providerID)
     }
 
-    private static func defaultTypeRule(_ provider: ProviderKind) -> ValueRule? {
-        switch provider {
-        case .stripe, .hmac, .none, .standard: .pointer(JSONPointer("/type")!)
-        case .github, .shopify, .twilio: nil
-        }
-    }
-
-    private static func defaultIDRule(_ provider: ProviderKind) -> ValueRule? {
-        switch provider {
-        case .stripe: .pointer(JSONPointer("/id")!)
-        case .hmac, .none, .standard, .github, .shopify, .twilio: nil
-        }
+    /// Twilio posts forms without a type: a message is `message.received` (or `message.<status>` for a
+    /// status callback), a call `call.<status>`.
+    private static func twilioType(_ body: ParsedBody) -> String {
+        guard case .form(let fields) = body else { return defaultType }
+        if let status = fields["MessageStatus"] ?? fields["SmsStatus"], status != "received" { return "message.\(status)" }
+        if fields["MessageSid"] != nil || fields["SmsSid"] != nil { return "message.received" }
+        if let status = fields["CallStatus"] { return "call.\(status)" }
+        return defaultType
     }
 
     private static func value(of rule: ValueRule, in body: ParsedBody, request: SignedRequest) -> String? {
         switch rule {
         case .fixed(let text): text
-        case .header(let name): request.header(name)
+        case .header(let name): request.header(name) ?? request.header(name.replacingOccurrences(of: "webhook-", with: "svix-"))
         case .pointer(let pointer): body.string(at: pointer)
         }
     }
@@ -124,14 +128,44 @@ enum ParsedBody {
     /// `a=1&b=two+words` → fields; the first value of a repeated name wins.
     static func formFields(_ body: [UInt8]) -> [String: String] {
         var fields: [String: String] = [:]
-        for pair in String(decoding: body, as: UTF8.self).split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let decode = { (text: Substring) in
-                text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(text)
-            }
-            let name = decode(parts[0])
-            if fields[name] == nil { fields[name] = parts.count > 1 ? decode(parts[1]) : "" }
-        }
+        for (name, value) in FormFields.pairs(body) where fields[name] == nil { fields[name] = value }
         return fields
+    }
+}
+
+/// Where each provider puts the event type and its own id, unless the source overrides them.
+struct ProviderConventions {
+    var type: ValueRule?
+    var typeRequired = false
+    var id: ValueRule?
+    var idRequired = false
+
+    init(_ provider: ProviderKind) {
+        let bodyType = ValueRule.pointer(JSONPointer("/type")!)
+        switch provider {
+        case .stripe:
+            self.type = bodyType
+            self.typeRequired = true
+            self.id = .pointer(JSONPointer("/id")!)
+            self.idRequired = true
+        case .github:
+            self.type = .header("X-GitHub-Event")
+            self.typeRequired = true
+            self.id = .header("X-GitHub-Delivery")
+            self.idRequired = true
+        case .shopify:
+            self.type = .header("X-Shopify-Topic")
+            self.typeRequired = true
+            self.id = .header("X-Shopify-Webhook-Id")
+            self.idRequired = true
+        case .standard:
+            self.type = bodyType
+            self.id = .header("webhook-id")
+            self.idRequired = true
+        case .twilio:
+            self.id = .header("I-Twilio-Idempotency-Token")
+        case .hmac, .none:
+            self.type = bodyType
+        }
     }
 }

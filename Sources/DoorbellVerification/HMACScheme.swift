@@ -11,6 +11,11 @@ public struct HMACScheme: SignatureScheme {
         self.settings = settings
     }
 
+    /// GitHub: `X-Hub-Signature-256: sha256=<hex>` over the raw body.
+    public static let github = HMACScheme(settings: HMACSettings(header: "X-Hub-Signature-256", algorithm: .sha256, encoding: .hex, prefix: "sha256="))
+    /// Shopify: `X-Shopify-Hmac-Sha256: <base64>` over the raw body.
+    public static let shopify = HMACScheme(settings: HMACSettings(header: "X-Shopify-Hmac-Sha256", algorithm: .sha256, encoding: .base64, prefix: ""))
+
     public func verify(_ request: SignedRequest, secrets: [String], tolerance: Int, now: Date) throws(VerificationFailure) {
         guard let value = request.header(settings.header) else { throw .missingHeader(settings.header) }
         var text = Substring(value.trimmingCharacters(in: .whitespaces))
@@ -26,13 +31,26 @@ public struct HMACScheme: SignatureScheme {
         case .base64: ByteEncoding.fromBase64(text)
         }
         guard let candidate = decoded else { throw .malformedHeader(settings.header, "not \(settings.encoding.rawValue)") }
-        for secret in secrets where isValid(candidate, body: request.body, secret: secret) {
-            return
+        var timestamp: Int?
+        if let timestampHeader = settings.timestampHeader {
+            guard let text = request.header(timestampHeader) else { throw .missingHeader(timestampHeader) }
+            guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else { throw .malformedHeader(timestampHeader, "not a unix time") }
+            timestamp = value
         }
-        throw .signatureMismatch
+        let signed = signedContent(body: request.body, timestamp: timestamp)
+        guard secrets.contains(where: { isValid(candidate, body: signed, secret: $0) }) else { throw .signatureMismatch }
+        if let timestamp { try VerificationFailure.checkTimestamp(timestamp, tolerance: tolerance, now: now) }
     }
 
-    public func sign(body: [UInt8], secret: String, now: Date) -> [Header] {
+    /// The raw body, or `"{timestamp}.{body}"` when the scheme signs a timestamp.
+    private func signedContent(body: [UInt8], timestamp: Int?) -> [UInt8] {
+        guard let timestamp else { return body }
+        return Array("\(timestamp).".utf8) + body
+    }
+
+    public func sign(body: [UInt8], url: String, secret: String, now: Date) -> [Header] {
+        let timestamp = settings.timestampHeader.map { _ in Int(now.timeIntervalSince1970) }
+        let body = signedContent(body: body, timestamp: timestamp)
         let key = SymmetricKey(data: Array(secret.utf8))
         let bytes: [UInt8] = switch settings.algorithm {
         case .sha1: Array(HMAC<Insecure.SHA1>.authenticationCode(for: body, using: key))
@@ -43,7 +61,9 @@ public struct HMACScheme: SignatureScheme {
         case .hex: ByteEncoding.hex(bytes)
         case .base64: Data(bytes).base64EncodedString()
         }
-        return [Header(name: settings.header, value: settings.prefix + encoded)]
+        var headers = [Header(name: settings.header, value: settings.prefix + encoded)]
+        if let name = settings.timestampHeader, let timestamp { headers.append(Header(name: name, value: String(timestamp))) }
+        return headers
     }
 
     /// Constant-time check through swift-crypto.

@@ -7,10 +7,13 @@ public struct SignedRequest: Sendable {
     public var headers: [Header]
     /// The raw body; signatures are always checked over these bytes, never a re-encoding.
     public var body: [UInt8]
+    /// The full URL the provider called (`server.public_url` + path + query); Twilio signs it.
+    public var url: String
 
-    public init(headers: [Header], body: [UInt8]) {
+    public init(headers: [Header], body: [UInt8], url: String = "") {
         self.headers = headers
         self.body = body
+        self.url = url
     }
 
     /// The first value of a header, by case-insensitive name.
@@ -25,8 +28,8 @@ public struct SignedRequest: Sendable {
 public protocol SignatureScheme: Sendable {
     /// Accepts when any signature in the request matches any of `secrets`; otherwise throws the reason.
     func verify(_ request: SignedRequest, secrets: [String], tolerance: Int, now: Date) throws(VerificationFailure)
-    /// The headers a genuine sender would add to `body`, signed with `secret` at `now`.
-    func sign(body: [UInt8], secret: String, now: Date) -> [Header]
+    /// The headers a genuine sender would add when posting `body` to `url`, signed with `secret` at `now`.
+    func sign(body: [UInt8], url: String, secret: String, now: Date) -> [Header]
 }
 
 /// Why a request was refused. The description is safe to log: it never contains a secret or the
@@ -83,7 +86,11 @@ extension ProviderKind {
         switch self {
         case .stripe: StripeScheme()
         case .hmac: HMACScheme(settings: hmac ?? HMACSettings())
-        case .none, .github, .shopify, .twilio, .standard: nil
+        case .github: HMACScheme.github
+        case .shopify: HMACScheme.shopify
+        case .twilio: TwilioScheme()
+        case .standard: StandardScheme()
+        case .none: nil
         }
     }
 }

@@ -43,7 +43,7 @@ public struct StripeScheme: SignatureScheme {
         try VerificationFailure.checkTimestamp(timestamp, tolerance: tolerance, now: now)
     }
 
-    public func sign(body: [UInt8], secret: String, now: Date) -> [Header] {
+    public func sign(body: [UInt8], url: String, secret: String, now: Date) -> [Header] {
         let timestamp = Int(now.timeIntervalSince1970)
         let mac = HMAC<SHA256>.authenticationCode(for: Self.signedPayload(timestamp: timestamp, body: body), using: SymmetricKey(data: Array(secret.utf8)))
         return [Header(name: Self.header, value: "t=\(timestamp),v1=\(ByteEncoding.hex(mac))")]

@@ -62,7 +62,7 @@ struct StripeSchemeTests {
     @Test("what Doorbell signs passes Stripe's official verifier")
     func signedByDoorbellVerifiedByStripe() throws {
         let body = TestFixtures.stripeEvent()
-        let header = StripeScheme().sign(body: body, secret: TestConfigs.stripeSecret, now: Date())[0].value
+        let header = StripeScheme().sign(body: body, url: "", secret: TestConfigs.stripeSecret, now: Date())[0].value
         let script = """
             import sys, stripe
             body, header, secret = sys.argv[1], sys.argv[2], sys.argv[3]

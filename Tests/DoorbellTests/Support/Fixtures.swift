@@ -20,7 +20,7 @@ enum TestFixtures {
 
     /// Headers that sign `body` for a Stripe source.
     static func stripeHeaders(_ body: [UInt8], secret: String, at date: Date = Date()) -> [(String, String)] {
-        StripeScheme().sign(body: body, secret: secret, now: date).map { ($0.name, $0.value) } + [("Content-Type", "application/json")]
+        StripeScheme().sign(body: body, url: "", secret: secret, now: date).map { ($0.name, $0.value) } + [("Content-Type", "application/json")]
     }
 }
 

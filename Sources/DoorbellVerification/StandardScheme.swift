@@ -1,0 +1,110 @@
+import Crypto
+import DoorbellCore
+import Foundation
+
+/// Standard Webhooks: `webhook-signature: v1,<b64> v1a,<b64> …` over `"{webhook-id}.{webhook-timestamp}.{body}"`.
+/// `v1` is HMAC-SHA256 keyed with the base64 after `whsec_`; `v1a` is Ed25519, verified with `whpk_`
+/// public keys and signed with `whsk_` secret keys. Any match passes; the timestamp must be within the
+/// tolerance either way. Svix's `svix-*` header names are accepted too.
+public struct StandardScheme: SignatureScheme {
+    public init() {}
+
+    public func verify(_ request: SignedRequest, secrets: [String], tolerance: Int, now: Date) throws(VerificationFailure) {
+        let (id, idName) = try Self.header("webhook-id", request)
+        let (timestampText, timestampName) = try Self.header("webhook-timestamp", request)
+        let (signatures, signatureName) = try Self.header("webhook-signature", request)
+        guard let timestamp = Int(timestampText.trimmingCharacters(in: .whitespaces)) else {
+            throw .malformedHeader(timestampName, "not a unix time")
+        }
+        _ = idName
+        let payload = Self.signedPayload(id: id, timestamp: timestamp, body: request.body)
+        var hmacCandidates: [[UInt8]] = []
+        var ed25519Candidates: [[UInt8]] = []
+        for entry in signatures.split(separator: " ") {
+            let parts = entry.split(separator: ",", maxSplits: 1)
+            guard parts.count == 2, let bytes = ByteEncoding.fromBase64(parts[1]) else { continue }
+            switch parts[0] {
+            case "v1": hmacCandidates.append(bytes)
+            case "v1a": ed25519Candidates.append(bytes)
+            default: continue
+            }
+        }
+        guard !hmacCandidates.isEmpty || !ed25519Candidates.isEmpty else {
+            throw .malformedHeader(signatureName, "no v1 or v1a signature")
+        }
+        var matched = false
+        for secret in secrets where !matched {
+            switch StandardKey(secret) {
+            case .hmac(let key):
+                matched = hmacCandidates.contains { HMAC<SHA256>.isValidAuthenticationCode($0, authenticating: payload, using: key) }
+            case .publicKey(let key):
+                matched = ed25519Candidates.contains { key.isValidSignature($0, for: payload) }
+            case .privateKey(let key):
+                matched = ed25519Candidates.contains { key.publicKey.isValidSignature($0, for: payload) }
+            case nil:
+                continue
+            }
+        }
+        guard matched else { throw .signatureMismatch }
+        try VerificationFailure.checkTimestamp(timestamp, tolerance: tolerance, now: now)
+    }
+
+    public func sign(body: [UInt8], url: String, secret: String, now: Date) -> [Header] {
+        let id = "msg_" + EventID.generate(prefix: "", now: now)
+        let timestamp = Int(now.timeIntervalSince1970)
+        let payload = Self.signedPayload(id: id, timestamp: timestamp, body: body)
+        let signature: String
+        switch StandardKey(secret) {
+        case .hmac(let key):
+            signature = "v1," + Data(HMAC<SHA256>.authenticationCode(for: payload, using: key)).base64EncodedString()
+        case .privateKey(let key):
+            signature = "v1a," + ((try? key.signature(for: payload)).map { $0.base64EncodedString() } ?? "")
+        case .publicKey, nil:
+            signature = ""  // A public key cannot sign; the receiver will refuse, which is the truth.
+        }
+        return [
+            Header(name: "webhook-id", value: id),
+            Header(name: "webhook-timestamp", value: String(timestamp)),
+            Header(name: "webhook-signature", value: signature),
+        ]
+    }
+
+    static func signedPayload(id: String, timestamp: Int, body: [UInt8]) -> [UInt8] {
+        var payload = Array("\(id).\(timestamp).".utf8)
+        payload.append(contentsOf: body)
+        return payload
+    }
+
+    /// A `webhook-*` header, or its `svix-*` twin.
+    private static func header(_ name: String, _ request: SignedRequest) throws(VerificationFailure) -> (String, String) {
+        if let value = request.header(name) { return (value, name) }
+        let svix = name.replacingOccurrences(of: "webhook-", with: "svix-")
+        if let value = request.header(svix) { return (value, svix) }
+        throw .missingHeader(name)
+    }
+}
+
+/// A Standard Webhooks key from its text form.
+public enum StandardKey {
+    case hmac(SymmetricKey)
+    case publicKey(Curve25519.Signing.PublicKey)
+    case privateKey(Curve25519.Signing.PrivateKey)
+
+    /// `whsec_<base64>` (or bare base64, as the reference libraries accept), `whpk_<base64 32 bytes>`,
+    /// `whsk_<base64 32-byte seed, or 64 bytes seed+public>`; nil when it is none of these.
+    public init?(_ text: String) {
+        if text.hasPrefix("whpk_") {
+            guard let bytes = Data(base64Encoded: String(text.dropFirst(5))), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: bytes) else { return nil }
+            self = .publicKey(key)
+        } else if text.hasPrefix("whsk_") {
+            guard let bytes = Data(base64Encoded: String(text.dropFirst(5))), bytes.count == 32 || bytes.count == 64,
+                let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: bytes.prefix(32))
+            else { return nil }
+            self = .privateKey(key)
+        } else {
+            let encoded = text.hasPrefix("whsec_") ? String(text.dropFirst(6)) : text
+            guard let bytes = Data(base64Encoded: encoded), !bytes.isEmpty else { return nil }
+            self = .hmac(SymmetricKey(data: bytes))
+        }
+    }
+}
