@@ -30,8 +30,11 @@ public struct Fixture: Sendable {
     /// Finds a fixture from the words given on the command line (`stripe payment_intent.succeeded`,
     /// `stripe/payment_intent.succeeded`, or the event type alone when it is unambiguous).
     public static func find(_ words: [String]) -> Fixture? {
-        let wanted = words.joined(separator: " ").replacingOccurrences(of: "/", with: " ").lowercased()
+        let wanted = words.joined(separator: " ").lowercased()
         if let exact = all.first(where: { $0.name == wanted }) { return exact }
+        if let slash = wanted.firstIndex(of: "/"), let match = all.first(where: { $0.name == wanted.replacingCharacters(in: slash...slash, with: " ") }) {
+            return match
+        }
         let byType = all.filter { $0.name.split(separator: " ").last.map(String.init) == wanted }
         return byType.count == 1 ? byType[0] : nil
     }

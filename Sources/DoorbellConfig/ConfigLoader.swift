@@ -63,7 +63,7 @@ public enum ConfigLoader {
     }
 
     private static func readServer(_ node: Node, _ reader: NodeReader) -> ServerSettings? {
-        guard let keys = reader.mapping(node, at: "server", allowed: ["listen", "public_url"]) else { return nil }
+        guard let keys = reader.mapping(node, at: "server", allowed: ["listen", "public_url", "trusted_proxies"]) else { return nil }
         var settings = ServerSettings()
         if let listen = keys["listen"], let text = reader.nonEmptyString(listen, at: "server.listen") {
             if let (host, port) = parseListen(text) {
@@ -78,6 +78,15 @@ public enum ConfigLoader {
                 settings.publicURL = text.hasSuffix("/") ? String(text.dropLast()) : text
             } else {
                 reader.error("server.public_url", "not an http(s) URL: '\(text)'", publicURL)
+            }
+        }
+        if let proxies = keys["trusted_proxies"], let list = reader.stringList(proxies, at: "server.trusted_proxies") {
+            for (index, text) in list.enumerated() {
+                if CIDR(text) == nil {
+                    reader.error("server.trusted_proxies[\(index)]", "not an IP address or CIDR: '\(text)'", proxies)
+                } else {
+                    settings.trustedProxies.append(text)
+                }
             }
         }
         return settings

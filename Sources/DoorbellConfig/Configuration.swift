@@ -33,11 +33,14 @@ public struct ServerSettings: Sendable, Equatable {
     public var port: Int
     /// The URL providers call, when Doorbell sits behind a proxy (Twilio signs it).
     public var publicURL: String?
+    /// Reverse proxies whose `X-Forwarded-For` is believed; from anyone else it is ignored.
+    public var trustedProxies: [String]
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, publicURL: String? = nil) {
+    public init(host: String = "127.0.0.1", port: Int = 8080, publicURL: String? = nil, trustedProxies: [String] = []) {
         self.host = host
         self.port = port
         self.publicURL = publicURL
+        self.trustedProxies = trustedProxies
     }
 
     /// The base URL a local client (`doorbell trigger`) uses to reach this server.

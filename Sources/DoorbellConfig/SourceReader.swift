@@ -59,6 +59,11 @@ enum SourceReader {
         if provider != .none && !secretGiven {
             reader.error("\(path).secrets", "missing: provider '\(provider.rawValue)' verifies signatures, so it needs at least one secret (secrets, secret or secret_file)", node)
         }
+        for (index, secret) in secrets.enumerated() {
+            if let problem = secretWarning(secret, provider: provider) {
+                reader.warning("\(path).secrets[\(index)]", problem, node)
+            }
+        }
         if provider == .none && secretGiven {
             reader.warning("\(path).secrets", "provider 'none' checks no signature, so these secrets are unused", node)
         }
@@ -111,6 +116,22 @@ enum SourceReader {
 
         guard reader.errors.count == errorsBefore else { return nil }
         return Source(id: id, provider: provider, secrets: secrets, tolerance: tolerance, allowIPs: allowIPs, maxBody: maxBody, hmac: hmac, eventType: eventType, eventID: eventID)
+    }
+
+    /// A hint when a secret does not look like what the provider issues (it may still be right).
+    static func secretWarning(_ secret: String, provider: ProviderKind) -> String? {
+        switch provider {
+        case .stripe where !secret.hasPrefix("whsec_"):
+            return "Stripe signing secrets start with whsec_; is this the API key or another secret?"
+        case .standard where !(secret.hasPrefix("whsec_") || secret.hasPrefix("whpk_") || secret.hasPrefix("whsk_")):
+            return "Standard Webhooks secrets look like whsec_<base64> (or whpk_ for a v1a public key); this one will be read as bare base64"
+        case .twilio where !(secret.count == 32 && secret.allSatisfy(\.isHexDigit)):
+            return "Twilio auth tokens are 32 hex characters"
+        case .github, .shopify, .hmac where secret.count < 16:
+            return "short secret (\(secret.count) characters): anyone who guesses it can forge events"
+        default:
+            return nil
+        }
     }
 
     private static func secretItems(_ node: Node) -> [Node]? {

@@ -19,8 +19,16 @@ public enum DoorbellApplication {
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router(context: DoorbellRequestContext.self)
-        IngestController(configuration: configuration, store: store, now: now).addRoutes(to: router)
+        let metrics = IngestMetrics(sources: configuration.sources)
+        IngestController(configuration: configuration, store: store, metrics: metrics, now: now).addRoutes(to: router)
         HealthController(store: store).addRoutes(to: router)
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.text()))
+            )
+        }
         return Application(
             router: router,
             configuration: .init(

@@ -18,10 +18,12 @@ struct IngestController: Sendable {
 
     let sources: [String: PreparedSource]
     let publicURL: String?
+    let clientAddress: ClientAddress
     let store: any EventStore
+    let metrics: IngestMetrics
     let now: @Sendable () -> Date
 
-    init(configuration: Configuration, store: any EventStore, now: @escaping @Sendable () -> Date) {
+    init(configuration: Configuration, store: any EventStore, metrics: IngestMetrics, now: @escaping @Sendable () -> Date) {
         var prepared: [String: PreparedSource] = [:]
         for source in configuration.sources {
             prepared[source.id] = PreparedSource(
@@ -32,7 +34,9 @@ struct IngestController: Sendable {
         }
         self.sources = prepared
         self.publicURL = configuration.server.publicURL
+        self.clientAddress = ClientAddress(trustedProxies: configuration.server.trustedProxies.compactMap(CIDR.init))
         self.store = store
+        self.metrics = metrics
         self.now = now
     }
 
@@ -51,19 +55,24 @@ struct IngestController: Sendable {
         var logger = context.logger
         logger[metadataKey: "source"] = .string(source.id)
 
+        /// Logs and counts a refusal; the reason never contains a secret or an expected signature.
+        func refuse(_ status: HTTPResponse.Status, _ label: String, _ reason: String) -> Response {
+            logger.warning("refused", metadata: ["status": "\(status.code)", "reason": "\(reason)"])
+            metrics.rejected(source: source.id, reason: label)
+            return JSONResponse.error(status, reason)
+        }
+
         if !prepared.allowed.isEmpty {
-            let peer = context.peerAddress ?? "unknown"
-            guard prepared.allowed.contains(where: { $0.contains(peer) }) else {
-                logger.warning("refused", metadata: ["reason": "address \(peer) not allowed"])
-                return JSONResponse.error(.forbidden, "address \(peer) not allowed")
+            let client = clientAddress.resolve(peer: context.peerAddress, forwardedFor: request.headers.filter { $0.name.canonicalName == "x-forwarded-for" }.map(\.value))
+            guard let client, prepared.allowed.contains(where: { $0.contains(client) }) else {
+                return refuse(.forbidden, "address_not_allowed", "address \(client ?? "unknown") not allowed")
             }
         }
 
         let body: [UInt8]
         switch try await readBody(request, limit: source.maxBody) {
         case .tooLarge:
-            logger.warning("refused", metadata: ["reason": "body over \(source.maxBody) bytes"])
-            return JSONResponse.error(.contentTooLarge, "body larger than \(source.maxBody) bytes")
+            return refuse(.contentTooLarge, "body_too_large", "body larger than \(source.maxBody) bytes")
         case .complete(let bytes):
             body = bytes
         }
@@ -75,8 +84,7 @@ struct IngestController: Sendable {
             do {
                 try scheme.verify(signed, secrets: source.secrets, tolerance: source.tolerance, now: receivedAt)
             } catch {
-                logger.warning("refused", metadata: ["reason": "\(error)"])
-                return JSONResponse.error(.unauthorized, "\(error)")
+                return refuse(.unauthorized, error.label, error.description)
             }
         }
 
@@ -84,17 +92,18 @@ struct IngestController: Sendable {
         do {
             identity = try EventIdentity.read(from: signed, source: source)
         } catch {
-            logger.warning("refused", metadata: ["reason": "\(error)"])
-            return JSONResponse.error(.badRequest, error.description)
+            return refuse(.badRequest, "malformed_body", error.description)
         }
 
         let event = NewEvent(source: source.id, type: identity.type, providerID: identity.providerID, receivedAt: receivedAt, headers: headers, body: body)
         do {
             let outcome = try await store.ingest(event)
+            metrics.received(source: source.id, duplicate: outcome.duplicate)
             logger.debug("stored", metadata: ["event": "\(outcome.id)", "duplicate": "\(outcome.duplicate)"])
             return JSONResponse.make(.ok, IngestReply(id: outcome.id, duplicate: outcome.duplicate))
         } catch {
             logger.error("not stored", metadata: ["error": "\(error)"])
+            metrics.rejected(source: source.id, reason: "storage_unavailable")
             return JSONResponse.error(.serviceUnavailable, "storage unavailable; retry later")
         }
     }

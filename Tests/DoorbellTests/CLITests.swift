@@ -38,7 +38,7 @@ struct CLITests {
         try server.start()
         defer { _ = server.terminate() }
         let listed = try ChildProcess.doorbell(["trigger", "--list"])
-        for name in ["stripe payment_intent.succeeded", "stripe checkout.session.completed", "form"] {
+        for name in ["stripe payment_intent.succeeded", "stripe checkout.session.completed", "github push", "github pull_request", "shopify orders/create", "twilio sms", "standard order.created", "form"] {
             #expect(listed.stdout.contains(name))
         }
         for fixture in [["stripe", "payment_intent.succeeded"], ["stripe", "checkout.session.completed"], ["form"]] {
@@ -60,5 +60,39 @@ struct CLITests {
         #expect(show.stdout.contains(id))
         let unknown = try ChildProcess.doorbell(["events", "show", "evt_nope", "--config", config.path])
         #expect(unknown.status == 1)
+    }
+}
+
+extension CLITests {
+    @Test("sign and verify agree, and verify names what is wrong")
+    func signAndVerify() throws {
+        let folder = try TemporaryFolder.make()
+        let body = folder.appendingPathComponent("body.json")
+        try #"{"id":"evt_cli","type":"payment_intent.succeeded"}"#.write(to: body, atomically: true, encoding: .utf8)
+        let signed = try ChildProcess.doorbell(["sign", "--provider", "stripe", "--secret", "whsec_cli", "--data", body.path])
+        #expect(signed.status == 0)
+        let header = signed.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(header.hasPrefix("stripe-signature: t="))
+        let valid = try ChildProcess.doorbell(["verify", "--provider", "stripe", "--secret", "whsec_cli", "--data", body.path, "-H", header])
+        #expect(valid.status == 0)
+        #expect(valid.stdout.contains("valid"))
+        let invalid = try ChildProcess.doorbell(["verify", "--provider", "stripe", "--secret", "whsec_other", "--data", body.path, "-H", header])
+        #expect(invalid.status == 1)
+        #expect(invalid.stdout.contains("invalid: signature mismatch"))
+    }
+
+    @Test("check warns about secrets that do not look like the provider's")
+    func checkWarnsAboutSecrets() throws {
+        let folder = try TemporaryFolder.make()
+        let config = folder.appendingPathComponent("doorbell.yml")
+        try """
+            sources:
+              - { id: s, provider: standard, secrets: ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] }
+              - { id: p, provider: stripe, secrets: ["sk_live_oops"] }
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let result = try ChildProcess.doorbell(["check", "--config", config.path])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("sources[0].secrets[0]: Standard Webhooks secrets look like whsec_"))
+        #expect(result.stdout.contains("sources[1].secrets[0]: Stripe signing secrets start with whsec_"))
     }
 }
