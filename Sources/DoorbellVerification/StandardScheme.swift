@@ -10,13 +10,12 @@ public struct StandardScheme: SignatureScheme {
     public init() {}
 
     public func verify(_ request: SignedRequest, secrets: [String], tolerance: Int, now: Date) throws(VerificationFailure) {
-        let (id, idName) = try Self.header("webhook-id", request)
+        let (id, _) = try Self.header("webhook-id", request)
         let (timestampText, timestampName) = try Self.header("webhook-timestamp", request)
         let (signatures, signatureName) = try Self.header("webhook-signature", request)
         guard let timestamp = Int(timestampText.trimmingCharacters(in: .whitespaces)) else {
             throw .malformedHeader(timestampName, "not a unix time")
         }
-        _ = idName
         let payload = Self.signedPayload(id: id, timestamp: timestamp, body: request.body)
         var hmacCandidates: [[UInt8]] = []
         var ed25519Candidates: [[UInt8]] = []
