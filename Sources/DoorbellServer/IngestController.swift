@@ -124,11 +124,10 @@ struct IngestController: Sendable {
     /// Reads at most `limit` bytes; stops at the first byte past it, so an oversized body is never
     /// buffered (with or without Content-Length).
     private func readBody(_ request: Request, limit: Int) async throws -> BodyRead {
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
-            return .tooLarge
-        }
+        let declared = request.headers[.contentLength].flatMap { Int($0) }
+        if let declared, declared > limit { return .tooLarge }
         var bytes: [UInt8] = []
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }) { bytes.reserveCapacity(length) }
+        bytes.reserveCapacity(declared ?? 0)
         for try await chunk in request.body {
             guard bytes.count + chunk.readableBytes <= limit else { return .tooLarge }
             bytes.append(contentsOf: chunk.readableBytesView)

@@ -1,7 +1,7 @@
 import Foundation
 import Hummingbird
 
-/// Small JSON responses with a fixed shape; encoded by hand-free `JSONEncoder` so text is always escaped.
+/// Small JSON responses (errors, health); encoded with `JSONEncoder` so any text is escaped.
 enum JSONResponse {
     private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
