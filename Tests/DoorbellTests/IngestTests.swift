@@ -163,6 +163,34 @@ struct IngestTests {
         }
     }
 
+    @Test("a truncated body (the client hangs up early) stores nothing and the server keeps serving")
+    func truncatedBody() async throws {
+        try await TestServer.with(config: TestConfigs.standard()) { (server: TestServer) async throws in
+            let body = TestFixtures.stripeEvent(id: "evt_truncated")
+            let signature = TestFixtures.stripeHeaders(body, secret: secret)[0].1
+            let port = server.baseURL.split(separator: ":").last!
+            // A real socket from a child process: promise the whole body, send half, close.
+            let script = """
+                import socket, sys
+                body = sys.argv[2].encode()
+                s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+                head = "POST /hooks/stripe HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\n"
+                head += "Stripe-Signature: %s\\r\\nContent-Length: %d\\r\\n\\r\\n" % (sys.argv[3], len(body))
+                s.sendall(head.encode() + body[: len(body) // 2])
+                s.shutdown(socket.SHUT_WR)
+                s.settimeout(5)
+                reply = s.recv(4096)
+                print(reply.split(b"\\r\\n")[0].decode() if reply else "closed")
+                """
+            let result = try ChildProcess.run("/usr/bin/env", ["python3", "-c", script, String(port), String(decoding: body, as: UTF8.self), signature])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(!result.stdout.contains(" 200"), "a truncated body must not be acknowledged: \(result.stdout)")
+            #expect(try await server.store.countEvents(matching: EventQuery()) == 0)
+            let whole = try await post("\(server.baseURL)/hooks/stripe", body: body, headers: TestFixtures.stripeHeaders(body, secret: secret))
+            #expect(whole.status == 200)
+        }
+    }
+
     @Test("health and readiness")
     func health() async throws {
         try await TestServer.with(config: TestConfigs.standard()) { (server: TestServer) async throws in
