@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         /// Vocabulary types (Source, Event, ...) and pure helpers. No I/O.
@@ -45,11 +46,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        /// Automations: matching events, templates, step executors and the run worker.
+        .target(
+            name: "DoorbellAutomation",
+            dependencies: [
+                "DoorbellCore", "DoorbellStorage",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         /// The HTTP application: ingest, health, lifecycle.
         .target(
             name: "DoorbellServer",
             dependencies: [
-                "DoorbellCore", "DoorbellConfig", "DoorbellVerification", "DoorbellStorage",
+                "DoorbellCore", "DoorbellConfig", "DoorbellVerification", "DoorbellStorage", "DoorbellAutomation",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -79,7 +91,7 @@ let package = Package(
             name: "DoorbellTests",
             dependencies: [
                 "DoorbellCore", "DoorbellConfig", "DoorbellVerification", "DoorbellStorage", "DoorbellServer",
-                "DoorbellCLI",
+                "DoorbellCLI", "DoorbellAutomation",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),

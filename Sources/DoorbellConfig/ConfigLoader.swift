@@ -6,7 +6,7 @@ import Yams
 public enum ConfigLoader {
     static let topLevelKeys = ["server", "storage", "api", "smtp", "outbound", "retry", "sources", "automations", "endpoints", "pollers", "files_dir"]
     /// Sections of the contract that later releases act on; accepted now so one file serves both.
-    static let laterSections = ["smtp", "outbound", "retry", "automations", "endpoints", "pollers", "files_dir"]
+    static let laterSections = ["smtp", "outbound", "endpoints", "pollers"]
 
     /// Loads the file at `path`, substituting `${VAR}` from `environment`.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
@@ -59,7 +59,13 @@ public enum ConfigLoader {
         for section in laterSections where top[section] != nil {
             reader.warning(section, "this section is accepted but not acted on by this build yet")
         }
-        return Configuration(server: server, storage: storage, api: api, sources: sources, directory: reader.directory)
+        let retry = top["retry"].flatMap { AutomationReader.readRetry($0, at: "retry", reader) } ?? .default
+        let automations = top["automations"].map { AutomationReader.readAll($0, defaultRetry: retry, reader) } ?? []
+        let filesDirectory = top["files_dir"].flatMap { reader.nonEmptyString($0, at: "files_dir") }.map(reader.resolvePath) ?? reader.directory
+        return Configuration(
+            server: server, storage: storage, api: api, sources: sources, automations: automations,
+            retry: retry, filesDirectory: filesDirectory, directory: reader.directory
+        )
     }
 
     private static func readServer(_ node: Node, _ reader: NodeReader) -> ServerSettings? {

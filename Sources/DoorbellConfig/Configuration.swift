@@ -7,16 +7,28 @@ public struct Configuration: Sendable {
     public var storage: StorageLocation
     public var api: APISettings
     public var sources: [Source]
+    public var automations: [Automation]
+    /// The default retry schedule (`retry:`).
+    public var retry: RetryPolicy
+    /// Where `file` steps may write (`files_dir`, default: the config's folder).
+    public var filesDirectory: String
     /// The folder of the config file; relative paths resolve against it.
     public var directory: String
     /// Things that work but deserve attention (sections not yet implemented, odd secrets).
     public var warnings: [ConfigIssue]
 
-    public init(server: ServerSettings = .init(), storage: StorageLocation, api: APISettings = .init(), sources: [Source], directory: String, warnings: [ConfigIssue] = []) {
+    public init(
+        server: ServerSettings = .init(), storage: StorageLocation, api: APISettings = .init(), sources: [Source],
+        automations: [Automation] = [], retry: RetryPolicy = .default, filesDirectory: String? = nil,
+        directory: String, warnings: [ConfigIssue] = []
+    ) {
         self.server = server
         self.storage = storage
         self.api = api
         self.sources = sources
+        self.automations = automations
+        self.retry = retry
+        self.filesDirectory = filesDirectory ?? directory
         self.directory = directory
         self.warnings = warnings
     }

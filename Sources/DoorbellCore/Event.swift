@@ -12,8 +12,12 @@ public struct NewEvent: Sendable, Equatable {
     public var headers: [Header]
     /// The raw body, byte for byte as received (signatures are over these bytes).
     public var body: [UInt8]
+    /// Automations this event starts; their runs are created in the transaction that stores it.
+    public var automations: [String]
+    /// How many `emit` steps led to this event (0 for a received one); bounds chains.
+    public var depth: Int
 
-    public init(id: String = EventID.generate(), source: String, type: String, providerID: String?, receivedAt: Date = Date(), headers: [Header], body: [UInt8]) {
+    public init(id: String = EventID.generate(), source: String, type: String, providerID: String?, receivedAt: Date = Date(), headers: [Header], body: [UInt8], automations: [String] = [], depth: Int = 0) {
         self.id = id
         self.source = source
         self.type = type
@@ -21,6 +25,8 @@ public struct NewEvent: Sendable, Equatable {
         self.receivedAt = receivedAt
         self.headers = headers
         self.body = body
+        self.automations = automations
+        self.depth = depth
     }
 }
 

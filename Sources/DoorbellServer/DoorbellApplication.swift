@@ -1,3 +1,4 @@
+import DoorbellAutomation
 import DoorbellConfig
 import DoorbellCore
 import DoorbellStorage
@@ -20,7 +21,14 @@ public enum DoorbellApplication {
     ) -> some ApplicationProtocol {
         let router = Router(context: DoorbellRequestContext.self)
         let metrics = IngestMetrics(sources: configuration.sources)
-        IngestController(configuration: configuration, store: store, metrics: metrics, now: now).addRoutes(to: router)
+        var services: [any Service] = [StoreService(store: store, logger: logger)]
+        var runWorker: RunWorker?
+        if !configuration.automations.isEmpty, let runStore = store as? any RunWorker.Store {
+            runWorker = RunWorker(store: runStore, automations: configuration.automations, filesDirectory: configuration.filesDirectory, logger: logger)
+            services.append(runWorker!)
+        }
+        let worker = runWorker
+        IngestController(configuration: configuration, store: store, metrics: metrics, onRunsCreated: { worker?.wake() }, now: now).addRoutes(to: router)
         HealthController(store: store).addRoutes(to: router)
         router.get("/metrics") { _, _ in
             Response(
@@ -35,7 +43,8 @@ public enum DoorbellApplication {
                 address: .hostname(configuration.server.host, port: configuration.server.port),
                 serverName: "doorbell"
             ),
-            services: [StoreService(store: store, logger: logger)],
+            // Shut down in reverse: the server drains, then the worker finishes its steps, then the store closes.
+            services: services,
             onServerRunning: onServerRunning,
             logger: logger
         )

@@ -1,3 +1,4 @@
+import DoorbellAutomation
 import DoorbellConfig
 import DoorbellCore
 import DoorbellStorage
@@ -21,9 +22,12 @@ struct IngestController: Sendable {
     let clientAddress: ClientAddress
     let store: any EventStore
     let metrics: IngestMetrics
+    let matcher: AutomationMatcher
+    /// Called after an event that started runs is stored (wakes the run worker).
+    let onRunsCreated: @Sendable () -> Void
     let now: @Sendable () -> Date
 
-    init(configuration: Configuration, store: any EventStore, metrics: IngestMetrics, now: @escaping @Sendable () -> Date) {
+    init(configuration: Configuration, store: any EventStore, metrics: IngestMetrics, onRunsCreated: @escaping @Sendable () -> Void, now: @escaping @Sendable () -> Date) {
         var prepared: [String: PreparedSource] = [:]
         for source in configuration.sources {
             prepared[source.id] = PreparedSource(
@@ -37,6 +41,8 @@ struct IngestController: Sendable {
         self.clientAddress = ClientAddress(trustedProxies: configuration.server.trustedProxies.compactMap(CIDR.init))
         self.store = store
         self.metrics = metrics
+        self.matcher = AutomationMatcher(automations: configuration.automations)
+        self.onRunsCreated = onRunsCreated
         self.now = now
     }
 
@@ -95,9 +101,11 @@ struct IngestController: Sendable {
             return refuse(.badRequest, "malformed_body", error.description)
         }
 
-        let event = NewEvent(source: source.id, type: identity.type, providerID: identity.providerID, receivedAt: receivedAt, headers: headers, body: body)
+        var event = NewEvent(source: source.id, type: identity.type, providerID: identity.providerID, receivedAt: receivedAt, headers: headers, body: body)
+        event.automations = matcher.matching(event)
         do {
             let outcome = try await store.ingest(event)
+            if !outcome.duplicate && !event.automations.isEmpty { onRunsCreated() }
             metrics.received(source: source.id, duplicate: outcome.duplicate)
             logger.debug("stored", metadata: ["event": "\(outcome.id)", "duplicate": "\(outcome.duplicate)"])
             return IngestReply(id: outcome.id, duplicate: outcome.duplicate).response

@@ -5,8 +5,8 @@ import Logging
 
 /// The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`, so a commit is on
 /// disk when it returns. Ingests are group-committed.
-public final class SQLiteEventStore: EventStore {
-    private let pool: DatabasePool
+public final class SQLiteEventStore: EventStore, RunStore {
+    let pool: DatabasePool
     private let ingestBatches: GroupCommit<NewEvent, IngestOutcome>
     private let logger: Logger
 
@@ -42,9 +42,13 @@ public final class SQLiteEventStore: EventStore {
     /// Inserts a batch in the caller's transaction; a provider id seen before yields the earlier event.
     static func insert(_ events: [NewEvent], _ db: Database) throws -> [IngestOutcome] {
         let insert = try db.cachedStatement(sql: """
-            INSERT INTO events (id, source, type, provider_id, received_at, headers, body)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO events (id, source, type, provider_id, received_at, headers, body, depth)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (source, provider_id) DO NOTHING
+            """)
+        let insertRun = try db.cachedStatement(sql: """
+            INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at)
+            VALUES (?, ?, ?, 'pending', ?, ?, ?)
             """)
         let findDuplicate = try db.cachedStatement(sql: "SELECT id FROM events WHERE source = ? AND provider_id = ?")
         var outcomes: [IngestOutcome] = []
@@ -53,13 +57,18 @@ public final class SQLiteEventStore: EventStore {
             try insert.execute(arguments: [
                 event.id, event.source, event.type, event.providerID,
                 Int64((event.receivedAt.timeIntervalSince1970 * 1000).rounded()),
-                HeaderCoding.encode(event.headers), Data(event.body),
+                HeaderCoding.encode(event.headers), Data(event.body), event.depth,
             ])
             if db.changesCount == 0, let providerID = event.providerID,
                 let earlier = try String.fetchOne(findDuplicate, arguments: [event.source, providerID])
             {
                 outcomes.append(IngestOutcome(id: earlier, duplicate: true))
             } else {
+                // The event's runs commit with it: an acknowledged event never lacks its runs.
+                let millis = Int64((event.receivedAt.timeIntervalSince1970 * 1000).rounded())
+                for automation in event.automations {
+                    try insertRun.execute(arguments: [EventID.generate(prefix: "run_", now: event.receivedAt), event.id, automation, millis, millis, millis])
+                }
                 outcomes.append(IngestOutcome(id: event.id, duplicate: false))
             }
         }
@@ -128,7 +137,7 @@ public final class SQLiteEventStore: EventStore {
             event: NewEvent(
                 id: row["id"], source: row["source"], type: row["type"], providerID: row["provider_id"],
                 receivedAt: Date(timeIntervalSince1970: Double(millis) / 1000),
-                headers: HeaderCoding.decode(row["headers"] ?? ""), body: [UInt8](body)
+                headers: HeaderCoding.decode(row["headers"] ?? ""), body: [UInt8](body), depth: row["depth"] ?? 0
             )
         )
     }

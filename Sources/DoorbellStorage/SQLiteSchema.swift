@@ -23,6 +23,36 @@ enum SQLiteSchema {
                 CREATE INDEX events_type ON events (type, seq);
                 """)
         }
+        migrator.registerMigration("v2-runs") { db in
+            // A run per (event, automation); `due_at` orders the queue, the lease marks a claim.
+            try db.execute(sql: """
+                ALTER TABLE events ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
+                CREATE TABLE runs (
+                    id TEXT PRIMARY KEY,
+                    event_id TEXT NOT NULL REFERENCES events (id),
+                    automation TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    next_step INTEGER NOT NULL DEFAULT 0,
+                    attempt INTEGER NOT NULL DEFAULT 0,
+                    due_at INTEGER NOT NULL,
+                    lease_owner TEXT,
+                    lease_until INTEGER,
+                    last_error TEXT,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    UNIQUE (event_id, automation)
+                );
+                CREATE INDEX runs_queue ON runs (status, due_at);
+                CREATE TABLE step_results (
+                    run_id TEXT NOT NULL REFERENCES runs (id),
+                    step_id TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    output TEXT NOT NULL,
+                    completed_at INTEGER NOT NULL,
+                    PRIMARY KEY (run_id, step_id)
+                );
+                """)
+        }
         return migrator
     }
 }

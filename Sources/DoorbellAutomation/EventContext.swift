@@ -1,0 +1,60 @@
+import DoorbellCore
+import Foundation
+
+/// What templates and `if` conditions see: `event` (id, type, source, received_at), `body` (parsed
+/// JSON, or form fields), `headers` (lower-case names) and `steps.<id>` (earlier outputs).
+public enum EventContext {
+    public static func make(_ event: NewEvent, steps: [String: Any] = [:]) -> [String: Any] {
+        var headers: [String: Any] = [:]
+        for header in event.headers where headers[header.name] == nil { headers[header.name] = header.value }
+        return [
+            "event": [
+                "id": event.id, "type": event.type, "source": event.source,
+                "received_at": ISO8601DateFormatter().string(from: event.receivedAt),
+            ] as [String: Any],
+            "body": parseBody(event),
+            "headers": headers,
+            "steps": steps,
+        ]
+    }
+
+    /// JSON bodies parse to their value; form posts to their fields; anything else is the text.
+    static func parseBody(_ event: NewEvent) -> Any {
+        let contentType = event.headers.first { $0.name == "content-type" }?.value.lowercased() ?? ""
+        if contentType.hasPrefix("application/x-www-form-urlencoded") {
+            var fields: [String: Any] = [:]
+            for pair in String(decoding: event.body, as: UTF8.self).split(separator: "&") {
+                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let decode = { (text: Substring) in text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(text) }
+                let name = decode(parts[0])
+                if fields[name] == nil { fields[name] = parts.count > 1 ? decode(parts[1]) : "" }
+            }
+            return fields
+        }
+        if let value = try? JSONSerialization.jsonObject(with: Data(event.body), options: [.fragmentsAllowed]) {
+            return value
+        }
+        return String(decoding: event.body, as: UTF8.self)
+    }
+}
+
+/// Decides which automations an event starts: `on` patterns, then the `if` condition.
+public struct AutomationMatcher: Sendable {
+    public let automations: [Automation]
+
+    public init(automations: [Automation]) {
+        self.automations = automations
+    }
+
+    public func matching(_ event: NewEvent) -> [String] {
+        let candidates = automations.filter { $0.listens(source: event.source, type: event.type) }
+        guard !candidates.isEmpty else { return [] }
+        // The body is parsed only when some automation listens and has a condition.
+        var context: [String: Any]?
+        return candidates.filter { automation in
+            guard let condition = automation.condition else { return true }
+            if context == nil { context = EventContext.make(event) }
+            return condition.evaluate(context!)
+        }.map(\.id)
+    }
+}

@@ -1,0 +1,208 @@
+import AsyncHTTPClient
+import DoorbellCore
+import DoorbellStorage
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Claims due runs and carries them out, step by step. Push-based: storing an event calls `wake()`;
+/// otherwise the worker sleeps until the next due retry or lease expiry, never on a fixed interval.
+/// On graceful shutdown it stops claiming and lets running steps finish.
+public final class RunWorker: Service, Sendable {
+    public typealias Store = EventStore & RunStore
+
+    private let store: any Store
+    private let automations: [String: Automation]
+    private let executor: StepExecutor
+    private let httpClient: HTTPClient
+    private let logger: Logger
+    private let owner = "worker-" + UUID().uuidString.prefix(8).lowercased()
+    private let concurrency: Int
+    private let lease: Double
+    private let signal = WakeSignal()
+    private let inFlight = Mutex(0)
+    static let idleCheck = 5.0
+
+    public init(store: any Store, automations: [Automation], filesDirectory: String, logger: Logger, concurrency: Int = 16, lease: Double = 300) {
+        self.store = store
+        self.automations = Dictionary(automations.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = concurrency
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.httpClient = client
+        self.logger = logger
+        self.concurrency = concurrency
+        self.lease = lease
+        let signal = self.signal
+        self.executor = StepExecutor(
+            httpClient: client, filesDirectory: filesDirectory,
+            storeEmitted: { event in
+                let outcome = try await store.ingest(event)
+                if !outcome.duplicate && !event.automations.isEmpty { signal.signal() }
+                return outcome
+            },
+            matcher: AutomationMatcher(automations: automations), maxChainDepth: 8
+        )
+    }
+
+    /// Something became due (an event with runs was stored): look now.
+    public func wake() {
+        signal.signal()
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                    let free = concurrency - inFlight.withLock { $0 }
+                    var claimed: [RunRecord] = []
+                    if free > 0 {
+                        let now = Date()
+                        do {
+                            claimed = try await store.claimDueRuns(owner: owner, limit: free, now: now, leaseUntil: now.addingTimeInterval(lease))
+                        } catch {
+                            logger.error("cannot claim runs", metadata: ["error": "\(error)"])
+                        }
+                    }
+                    for record in claimed {
+                        inFlight.withLock { $0 += 1 }
+                        group.addTask {
+                            await self.execute(record)
+                            self.inFlight.withLock { $0 -= 1 }
+                            self.signal.signal()
+                        }
+                    }
+                    if !claimed.isEmpty && claimed.count == free { continue }
+                    await signal.wait(timeout: await sleepTime())
+                }
+            }
+        } onGracefulShutdown: {
+            self.signal.signal()
+        }
+        try await httpClient.shutdown()
+    }
+
+    /// Until the next due run or lease expiry, and at most `idleCheck` — the safety net for work made
+    /// due by another process (`doorbell` CLI replay) that cannot wake this one.
+    private func sleepTime() async -> Duration {
+        guard let due = try? await store.nextDueDate() else { return .seconds(Self.idleCheck) }
+        let seconds = min(Self.idleCheck, max(0.001, due.timeIntervalSinceNow + 0.002))
+        return .milliseconds(Int64(seconds * 1000))
+    }
+
+    /// Runs the claimed run from its next step until it finishes, waits for a retry, or dies.
+    private func execute(_ record: RunRecord) async {
+        var logger = self.logger
+        logger[metadataKey: "run"] = .string(record.id)
+        logger[metadataKey: "automation"] = .string(record.automation)
+        guard let automation = automations[record.automation] else {
+            try? await store.failStep(runID: record.id, attempt: record.attempt, error: "automation '\(record.automation)' is no longer configured", dueAt: nil, owner: owner)
+            return
+        }
+        do {
+            guard let stored = try await store.event(id: record.eventID) else {
+                try await store.failStep(runID: record.id, attempt: record.attempt, error: "event \(record.eventID) not found", dueAt: nil, owner: owner)
+                return
+            }
+            var outputs: [String: Any] = [:]
+            for (stepID, json) in try await store.stepOutputs(runID: record.id) {
+                outputs[stepID] = (try? JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])) ?? [:]
+            }
+            var progress = RunProgress(status: .running, nextStep: record.nextStep, attempt: record.attempt)
+            var action = progress.start(stepCount: automation.steps.count)
+            while case .runStep(let index) = action {
+                let step = automation.steps[index]
+                let input = StepInput(runID: record.id, event: stored.event, context: EventContext.make(stored.event, steps: outputs))
+                do {
+                    let output = try await executor.run(step, input)
+                    outputs[step.id] = output
+                    action = progress.record(.succeeded, stepCount: automation.steps.count, policy: step.retry ?? automation.retry)
+                    let json = String(decoding: try JSONSerialization.data(withJSONObject: output, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+                    try await store.completeStep(runID: record.id, stepID: step.id, position: index, output: json, finished: action == .finished, owner: owner, leaseUntil: Date().addingTimeInterval(lease))
+                    logger.debug("step succeeded", metadata: ["step": "\(step.id)"])
+                } catch {
+                    let failure = error as? StepFailure ?? StepFailure("\(error)", retryable: true)
+                    action = progress.record(.failed(error: "\(step.id): \(failure.description)", retryable: failure.retryable, retryAfter: failure.retryAfter), stepCount: automation.steps.count, policy: step.retry ?? automation.retry)
+                    switch action {
+                    case .retry(let after):
+                        logger.warning("step failed; will retry", metadata: ["step": "\(step.id)", "in": "\(after) s", "error": "\(failure)"])
+                        try await store.failStep(runID: record.id, attempt: progress.attempt, error: progress.lastError ?? "", dueAt: Date().addingTimeInterval(after), owner: owner)
+                    case .dead(let reason):
+                        logger.error("run dead", metadata: ["step": "\(step.id)", "error": "\(reason)"])
+                        try await store.failStep(runID: record.id, attempt: progress.attempt, error: reason, dueAt: nil, owner: owner)
+                    case .runStep, .finished:
+                        break
+                    }
+                }
+            }
+            if action == .finished && automation.steps.isEmpty {
+                try await store.completeStep(runID: record.id, stepID: "-", position: -1, output: "{}", finished: true, owner: owner, leaseUntil: Date())
+            }
+        } catch {
+            // Storage failed mid-run: the lease expires and the run is claimed again; completed steps stay done.
+            logger.error("run interrupted by storage", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Wakes one waiter; a signal with nobody waiting is remembered until the next wait.
+final class WakeSignal: Sendable {
+    private struct State {
+        var signaled = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func signal() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            state.signaled = true
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    /// Returns on a signal or after `timeout`, whichever comes first.
+    func wait(timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForSignal() }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForSignal() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.signaled {
+                        state.signaled = false
+                        return true
+                    }
+                    state.waiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+                // Cancelled before the waiter was installed: onCancel found nothing to resume.
+                if !resumeNow && Task.isCancelled { self.cancelWaiter() }
+            }
+        } onCancel: {
+            self.cancelWaiter()
+        }
+    }
+
+    private func cancelWaiter() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+}

@@ -1,0 +1,184 @@
+import AsyncHTTPClient
+import DoorbellCore
+import DoorbellStorage
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// Why a step attempt failed, and whether trying again can help.
+public struct StepFailure: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public let retryable: Bool
+    /// Seconds from a `Retry-After` header.
+    public let retryAfter: Double?
+
+    public init(_ description: String, retryable: Bool, retryAfter: Double? = nil) {
+        self.description = description
+        self.retryable = retryable
+        self.retryAfter = retryAfter
+    }
+}
+
+/// Everything one step attempt needs besides the step itself.
+struct StepInput {
+    let runID: String
+    let event: NewEvent
+    /// The template context: event, body, headers, steps.
+    let context: [String: Any]
+}
+
+/// Runs one step: renders its templates, performs the action, returns its output (a JSON object).
+struct StepExecutor: Sendable {
+    let httpClient: HTTPClient
+    let filesDirectory: String
+    /// Stores an emitted event (with its runs) and wakes the worker.
+    let storeEmitted: @Sendable (NewEvent) async throws -> IngestOutcome
+    let matcher: AutomationMatcher
+    let maxChainDepth: Int
+
+    func run(_ step: Step, _ input: StepInput) async throws(StepFailure) -> [String: Any] {
+        do {
+            switch step.action {
+            case .http(let http): return try await runHTTP(http, step: step, input)
+            case .chat(let chat): return try await runChat(chat, step: step, input)
+            case .exec(let exec): return try await ExecRunner.run(exec, input: input)
+            case .file(let file): return try runFile(file, input)
+            case .emit(let emit): return try await runEmit(emit, step: step, input)
+            }
+        } catch let failure as StepFailure {
+            throw failure
+        } catch let error as Templates.RenderError {
+            throw StepFailure(error.description, retryable: false)
+        } catch {
+            throw StepFailure("\(error)", retryable: true)
+        }
+    }
+
+    // MARK: http and chat
+
+    private func runHTTP(_ http: HTTPStep, step: Step, _ input: StepInput) async throws -> [String: Any] {
+        let url = try Templates.render(http.url, input.context)
+        var headers = HTTPHeaders()
+        for (name, value) in http.headers { headers.add(name: name, value: try Templates.render(value, input.context)) }
+        var body: [UInt8]?
+        switch http.body {
+        case .none: body = nil
+        case .json(let value):
+            body = [UInt8](try JSONSerialization.data(withJSONObject: try Templates.render(value, input.context), options: [.fragmentsAllowed, .withoutEscapingSlashes]))
+            if !headers.contains(name: "Content-Type") { headers.add(name: "Content-Type", value: "application/json") }
+        case .text(let text): body = Array(try Templates.render(text, input.context).utf8)
+        case .form(let fields):
+            var allowed = CharacterSet.alphanumerics
+            allowed.insert(charactersIn: "-._~")
+            body = Array(try fields.sorted { $0.key < $1.key }.map { name, value in
+                let rendered = try Templates.render(value, input.context)
+                return "\(name.addingPercentEncoding(withAllowedCharacters: allowed) ?? name)=\(rendered.addingPercentEncoding(withAllowedCharacters: allowed) ?? rendered)"
+            }.joined(separator: "&").utf8)
+            if !headers.contains(name: "Content-Type") { headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded") }
+        }
+        // The same key on every attempt, so the receiver can tell a retry from a new request.
+        headers.replaceOrAdd(name: "Idempotency-Key", value: "\(input.runID)-\(step.id)")
+        return try await send(method: http.method, url: url, headers: headers, body: body, timeout: http.timeout, expect: http.expect)
+    }
+
+    private func runChat(_ chat: ChatStep, step: Step, _ input: StepInput) async throws -> [String: Any] {
+        let url = try Templates.render(chat.url, input.context)
+        let text = try Templates.render(chat.text, input.context)
+        let payload: [String: Any] = switch chat.kind {
+        case .slack, .teams, .googleChat: ["text": text]
+        case .discord: ["content": text]
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Idempotency-Key", value: "\(input.runID)-\(step.id)")
+        return try await send(method: "POST", url: url, headers: headers, body: [UInt8](try JSONSerialization.data(withJSONObject: payload)), timeout: chat.timeout, expect: [])
+    }
+
+    /// Sends a request; 2xx (or an `expect`ed status) is success; 408/409/425/429 and 5xx, timeouts and
+    /// connection errors are worth retrying; other statuses, including redirects, are not.
+    private func send(method: String, url: String, headers: HTTPHeaders, body: [UInt8]?, timeout: Double, expect: [Int]) async throws -> [String: Any] {
+        guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+            throw StepFailure("not an http(s) URL: '\(url)'", retryable: false)
+        }
+        var request = HTTPClientRequest(url: url)
+        request.method = HTTPMethod(rawValue: method)
+        request.headers = headers
+        if let body { request.body = .bytes(body) }
+        let response: HTTPClientResponse
+        let bytes: ByteBuffer
+        do {
+            response = try await httpClient.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
+            bytes = try await response.body.collect(upTo: 1 << 20)
+        } catch {
+            throw StepFailure("\(method) \(url): \(error)", retryable: true)
+        }
+        let status = Int(response.status.code)
+        let text = String(buffer: bytes)
+        let ok = expect.isEmpty ? (200..<300).contains(status) : expect.contains(status)
+        guard ok else {
+            let retryable = [408, 409, 425, 429].contains(status) || status >= 500
+            let excerpt = text.prefix(300)
+            let reason = (300..<400).contains(status) ? "redirect not followed" : "unexpected status"
+            throw StepFailure("\(method) \(url) answered \(status) (\(reason)): \(excerpt)", retryable: retryable, retryAfter: Self.retryAfter(response.headers.first(name: "Retry-After")))
+        }
+        var output: [String: Any] = ["status": status]
+        output["headers"] = Dictionary(response.headers.map { ($0.name.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first })
+        if let json = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) {
+            output["body"] = json
+        } else {
+            output["body"] = String(text.prefix(64 * 1024))
+        }
+        return output
+    }
+
+    /// `Retry-After` as seconds or an HTTP date.
+    static func retryAfter(_ value: String?) -> Double? {
+        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        if let seconds = Double(value) { return max(0, seconds) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return formatter.date(from: value).map { max(0, $0.timeIntervalSinceNow) }
+    }
+
+    // MARK: file and emit
+
+    private func runFile(_ file: FileStep, _ input: StepInput) throws -> [String: Any] {
+        let relative = try Templates.render(file.path, input.context)
+        let root = URL(fileURLWithPath: filesDirectory).standardizedFileURL.path
+        let target = URL(fileURLWithPath: relative, relativeTo: URL(fileURLWithPath: root + "/")).standardizedFileURL
+        guard target.path.hasPrefix(root + "/") else {
+            throw StepFailure("file path '\(relative)' is outside files_dir \(root)", retryable: false)
+        }
+        guard let template = FileManager.default.contents(atPath: file.template) else {
+            throw StepFailure("cannot read template \(file.template)", retryable: false)
+        }
+        let html = [".html", ".htm"].contains { file.template.lowercased().hasSuffix($0) }
+        let rendered = try Templates.render(String(decoding: template, as: UTF8.self), input.context, html: html)
+        do {
+            try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+            // Foundation's atomic write goes through a temporary file and a rename.
+            try Data(rendered.utf8).write(to: target, options: .atomic)
+        } catch {
+            throw StepFailure("cannot write \(target.path): \(error)", retryable: true)
+        }
+        return ["path": target.path, "bytes": rendered.utf8.count]
+    }
+
+    private func runEmit(_ emit: EmitStep, step: Step, _ input: StepInput) async throws -> [String: Any] {
+        guard input.event.depth < maxChainDepth else {
+            throw StepFailure("chain depth limit \(maxChainDepth) reached: an emit loop?", retryable: false)
+        }
+        let type = try Templates.render(emit.type, input.context)
+        let data = try JSONSerialization.data(withJSONObject: try Templates.render(emit.data, input.context), options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes])
+        // The provider id is the step's identity: a retried emit after a crash stores one event.
+        var event = NewEvent(
+            source: input.event.source, type: type, providerID: "\(input.runID)-\(step.id)",
+            headers: [Header(name: "Content-Type", value: "application/json")], body: [UInt8](data), depth: input.event.depth + 1
+        )
+        event.automations = matcher.matching(event)
+        let outcome = try await storeEmitted(event)
+        return ["event_id": outcome.id, "type": type]
+    }
+}

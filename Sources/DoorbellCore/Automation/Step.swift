@@ -1,0 +1,125 @@
+/// One action of an automation, with inputs that are Mustache templates over the event and
+/// earlier steps' outputs.
+public struct Step: Sendable, Equatable {
+    public var id: String
+    public var action: StepAction
+    /// Overrides the automation's retry schedule.
+    public var retry: RetryPolicy?
+
+    public init(id: String, action: StepAction, retry: RetryPolicy? = nil) {
+        self.id = id
+        self.action = action
+        self.retry = retry
+    }
+}
+
+/// What a step does.
+public enum StepAction: Sendable, Equatable {
+    case http(HTTPStep)
+    case chat(ChatStep)
+    case exec(ExecStep)
+    case file(FileStep)
+    case emit(EmitStep)
+
+    public var kind: String {
+        switch self {
+        case .http: "http"
+        case .chat: "chat"
+        case .exec: "exec"
+        case .file: "file"
+        case .emit: "emit"
+        }
+    }
+}
+
+/// `http`: a request to another system; sends `Idempotency-Key: <run>-<step>`.
+public struct HTTPStep: Sendable, Equatable {
+    public var method: String
+    public var url: String
+    public var headers: [String: String]
+    public enum Body: Sendable, Equatable {
+        case none
+        /// A JSON value whose strings are templates.
+        case json(TemplateValue)
+        case text(String)
+        case form([String: String])
+    }
+    public var body: Body
+    public var timeout: Double
+    /// Statuses that count as success; empty means any 2xx.
+    public var expect: [Int]
+
+    public init(method: String = "POST", url: String, headers: [String: String] = [:], body: Body = .none, timeout: Double = 15, expect: [Int] = []) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
+        self.expect = expect
+    }
+}
+
+/// `chat`: a message to a team chat's incoming webhook.
+public struct ChatStep: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable { case slack, discord, teams, googleChat = "google-chat" }
+    public var kind: Kind
+    public var url: String
+    public var text: String
+    public var timeout: Double
+
+    public init(kind: Kind, url: String, text: String, timeout: Double = 15) {
+        self.kind = kind
+        self.url = url
+        self.text = text
+        self.timeout = timeout
+    }
+}
+
+/// `exec`: a local command, argv only (never a shell string); the event JSON goes to its stdin.
+public struct ExecStep: Sendable, Equatable {
+    public var argv: [String]
+    public var env: [String: String]
+    public var directory: String?
+    public var timeout: Double
+
+    public init(argv: [String], env: [String: String] = [:], directory: String? = nil, timeout: Double = 60) {
+        self.argv = argv
+        self.env = env
+        self.directory = directory
+        self.timeout = timeout
+    }
+}
+
+/// `file`: render a template to a path below the files directory, atomically.
+public struct FileStep: Sendable, Equatable {
+    /// The output path (a template), relative to `files_dir`.
+    public var path: String
+    /// The template file, already resolved against the config folder.
+    public var template: String
+
+    public init(path: String, template: String) {
+        self.path = path
+        self.template = template
+    }
+}
+
+/// `emit`: a new event (type + data) that starts the automations matching it.
+public struct EmitStep: Sendable, Equatable {
+    public var type: String
+    public var data: TemplateValue
+
+    public init(type: String, data: TemplateValue) {
+        self.type = type
+        self.data = data
+    }
+}
+
+/// A JSON-shaped value from the config whose strings are templates.
+public indirect enum TemplateValue: Sendable, Equatable {
+    case string(String)
+    case number(Double)
+    case bool(Bool)
+    case null
+    case array([TemplateValue])
+    case object([String: TemplateValue])
+}

@@ -1,0 +1,46 @@
+import DoorbellCore
+import Foundation
+
+/// The work queue of runs. Runs are created with their event (see `EventStore.ingest`); workers
+/// claim due runs with a lease, record each step's output as it completes, and reschedule or bury
+/// failures. Every transition is one transaction, so a crash repeats at most the step in flight.
+public protocol RunStore: Sendable {
+    /// Claims up to `limit` runs that are due (pending or waiting for a retry whose time has come) or
+    /// whose lease expired (their worker died), leasing them to `owner` until `leaseUntil`.
+    func claimDueRuns(owner: String, limit: Int, now: Date, leaseUntil: Date) async throws -> [RunRecord]
+    /// When the earliest waiting run becomes due, for the worker's timer; nil when nothing waits.
+    func nextDueDate() async throws -> Date?
+    /// Outputs of the run's completed steps, by step id (JSON text).
+    func stepOutputs(runID: String) async throws -> [String: String]
+    /// Stores a step's output and advances the run in one transaction; `finished` marks it succeeded.
+    func completeStep(runID: String, stepID: String, position: Int, output: String, finished: Bool, owner: String, leaseUntil: Date) async throws
+    /// Records a failed attempt: waiting for a retry at `dueAt`, or dead when `dueAt` is nil.
+    func failStep(runID: String, attempt: Int, error: String, dueAt: Date?, owner: String) async throws
+    /// Runs of an event, or all recent runs.
+    func runs(eventID: String?, limit: Int) async throws -> [RunRecord]
+    /// Makes a dead or finished run pending again from its failed step; returns false when unknown.
+    func replay(runID: String, now: Date) async throws -> Bool
+}
+
+/// A run as stored.
+public struct RunRecord: Sendable, Equatable {
+    public var id: String
+    public var eventID: String
+    public var automation: String
+    public var status: RunStatus
+    public var nextStep: Int
+    public var attempt: Int
+    public var dueAt: Date
+    public var lastError: String?
+
+    public init(id: String, eventID: String, automation: String, status: RunStatus, nextStep: Int, attempt: Int, dueAt: Date, lastError: String?) {
+        self.id = id
+        self.eventID = eventID
+        self.automation = automation
+        self.status = status
+        self.nextStep = nextStep
+        self.attempt = attempt
+        self.dueAt = dueAt
+        self.lastError = lastError
+    }
+}

@@ -1,0 +1,100 @@
+import DoorbellCore
+import Foundation
+import GRDB
+
+/// The run queue on SQLite. SQLite has one writer, so a claim is an UPDATE … RETURNING over the
+/// due rows; on PostgreSQL the same shape becomes `FOR UPDATE SKIP LOCKED`.
+extension SQLiteEventStore {
+    public func claimDueRuns(owner: String, limit: Int, now: Date, leaseUntil: Date) async throws -> [RunRecord] {
+        let nowMillis = now.millis
+        return try await pool.write { db in
+            try Row.fetchAll(db, sql: """
+                UPDATE runs SET status = 'running', lease_owner = ?, lease_until = ?, updated_at = ?
+                WHERE id IN (
+                    SELECT id FROM runs
+                    WHERE (status IN ('pending', 'waiting_retry') AND due_at <= ?)
+                       OR (status = 'running' AND lease_until < ?)
+                    ORDER BY due_at LIMIT ?)
+                RETURNING *
+                """, arguments: [owner, leaseUntil.millis, nowMillis, nowMillis, nowMillis, limit]
+            ).map(Self.runRecord).sorted { $0.dueAt < $1.dueAt }
+        }
+    }
+
+    public func nextDueDate() async throws -> Date? {
+        try await pool.read { db in
+            let millis = try Int64.fetchOne(db, sql: """
+                SELECT MIN(CASE WHEN status = 'running' THEN lease_until ELSE due_at END) FROM runs
+                WHERE status IN ('pending', 'waiting_retry', 'running')
+                """)
+            return millis.map { Date(timeIntervalSince1970: Double($0) / 1000) }
+        }
+    }
+
+    public func stepOutputs(runID: String) async throws -> [String: String] {
+        try await pool.read { db in
+            var outputs: [String: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT step_id, output FROM step_results WHERE run_id = ?", arguments: [runID]) {
+                outputs[row["step_id"]] = row["output"]
+            }
+            return outputs
+        }
+    }
+
+    public func completeStep(runID: String, stepID: String, position: Int, output: String, finished: Bool, owner: String, leaseUntil: Date) async throws {
+        let now = Date().millis
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO step_results (run_id, step_id, position, output, completed_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (run_id, step_id) DO UPDATE SET output = excluded.output, completed_at = excluded.completed_at
+                """, arguments: [runID, stepID, position, output, now])
+            try db.execute(sql: """
+                UPDATE runs SET next_step = ?, attempt = 0, last_error = NULL, status = ?, lease_until = ?, updated_at = ?
+                WHERE id = ? AND lease_owner = ?
+                """, arguments: [position + 1, finished ? RunStatus.succeeded.rawValue : RunStatus.running.rawValue, leaseUntil.millis, now, runID, owner])
+        }
+    }
+
+    public func failStep(runID: String, attempt: Int, error: String, dueAt: Date?, owner: String) async throws {
+        let now = Date().millis
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE runs SET attempt = ?, last_error = ?, status = ?, due_at = COALESCE(?, due_at),
+                    lease_owner = NULL, lease_until = NULL, updated_at = ?
+                WHERE id = ? AND lease_owner = ?
+                """, arguments: [attempt, String(error.prefix(2000)), (dueAt == nil ? RunStatus.dead : .waitingRetry).rawValue, dueAt?.millis, now, runID, owner])
+        }
+    }
+
+    public func runs(eventID: String?, limit: Int) async throws -> [RunRecord] {
+        try await pool.read { db in
+            if let eventID {
+                return try Row.fetchAll(db, sql: "SELECT * FROM runs WHERE event_id = ? ORDER BY created_at, automation", arguments: [eventID]).map(Self.runRecord)
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY created_at DESC LIMIT ?", arguments: [limit]).map(Self.runRecord)
+        }
+    }
+
+    public func replay(runID: String, now: Date) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE runs SET status = 'pending', attempt = 0, last_error = NULL, due_at = ?, lease_owner = NULL,
+                    lease_until = NULL, updated_at = ?
+                WHERE id = ? AND status IN ('dead', 'succeeded')
+                """, arguments: [now.millis, now.millis, runID])
+            return db.changesCount > 0
+        }
+    }
+
+    static func runRecord(_ row: Row) -> RunRecord {
+        RunRecord(
+            id: row["id"], eventID: row["event_id"], automation: row["automation"],
+            status: RunStatus(rawValue: row["status"]) ?? .pending, nextStep: row["next_step"], attempt: row["attempt"],
+            dueAt: Date(timeIntervalSince1970: Double(row["due_at"] as Int64) / 1000), lastError: row["last_error"]
+        )
+    }
+}
+
+extension Date {
+    var millis: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+}

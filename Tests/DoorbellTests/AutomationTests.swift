@@ -1,0 +1,185 @@
+import DoorbellCore
+import DoorbellStorage
+import Foundation
+import Testing
+
+@Suite("Run state machine and matching")
+struct RunProgressTests {
+    let policy = RetryPolicy(schedule: [0, 5, 300], jitter: 0)
+
+    @Test("steps advance, a retryable failure waits per the schedule, exhaustion is dead")
+    func transitions() {
+        var progress = RunProgress()
+        #expect(progress.start(stepCount: 2) == .runStep(0))
+        #expect(progress.record(.succeeded, stepCount: 2, policy: policy) == .runStep(1))
+        #expect(progress.record(.failed(error: "500", retryable: true, retryAfter: nil), stepCount: 2, policy: policy, random: 0) == .retry(after: 5))
+        #expect(progress.status == .waitingRetry)
+        #expect(progress.nextStep == 1, "a retry resumes at the failed step")
+        #expect(progress.record(.failed(error: "500", retryable: true, retryAfter: 600), stepCount: 2, policy: policy, random: 0) == .retry(after: 600), "Retry-After wins when longer")
+        guard case .dead = progress.record(.failed(error: "500", retryable: true, retryAfter: nil), stepCount: 2, policy: policy) else {
+            Issue.record("three attempts are the schedule's length")
+            return
+        }
+        #expect(progress.status == .dead)
+        progress.replay()
+        #expect(progress.start(stepCount: 2) == .runStep(1))
+        #expect(progress.record(.succeeded, stepCount: 2, policy: policy) == .finished)
+        #expect(progress.status == .succeeded)
+    }
+
+    @Test("a permanent failure is dead at once; jitter stays within its bounds")
+    func permanentAndJitter() {
+        var progress = RunProgress()
+        _ = progress.start(stepCount: 1)
+        #expect(progress.record(.failed(error: "404", retryable: false, retryAfter: nil), stepCount: 1, policy: policy) == .dead(reason: "404"))
+        let jittered = RetryPolicy(schedule: [0, 100], jitter: 0.2)
+        #expect(jittered.delay(beforeAttempt: 1, random: 1) == 120)
+        #expect(jittered.delay(beforeAttempt: 1, random: -1) == 80)
+        #expect(jittered.delay(beforeAttempt: 2) == nil)
+    }
+
+    @Test("on patterns with wildcards")
+    func patterns() {
+        #expect(EventPattern("stripe:payment_intent.*")!.matches(source: "stripe", type: "payment_intent.succeeded"))
+        #expect(!EventPattern("stripe:payment_intent.*")!.matches(source: "github", type: "payment_intent.succeeded"))
+        #expect(EventPattern("*:order.paid")!.matches(source: "shop", type: "order.paid"))
+        #expect(EventPattern("order.*")!.matches(source: "any", type: "order.created"))
+        #expect(!EventPattern("order.*")!.matches(source: "any", type: "orders.created"))
+        #expect(EventPattern("*")!.matches(source: "x", type: "y"))
+    }
+
+    @Test("if conditions: comparison, membership, regex, existence, and/or/not")
+    func conditions() {
+        let context: [String: Any] = ["body": ["amount": 4200, "currency": "usd", "email": "a@example.com", "tags": ["vip"]], "headers": ["x-github-event": "push"]]
+        func check(_ path: String, _ op: Condition.Operator, _ operand: TemplateValue) -> Bool {
+            Condition.compare(path: path, op: op, operand: operand).evaluate(context)
+        }
+        #expect(check("body.currency", .eq, .string("usd")))
+        #expect(check("body.amount", .gte, .number(4200)))
+        #expect(!check("body.amount", .gt, .number(4200)))
+        #expect(check("body.currency", .in, .array([.string("eur"), .string("usd")])))
+        #expect(check("body.currency", .nin, .array([.string("eur")])))
+        #expect(check("body.email", .regex, .string("@example\\.com$")))
+        #expect(check("body.missing", .exists, .bool(false)))
+        #expect(check("body.tags.0", .eq, .string("vip")))
+        #expect(check("headers.x-github-event", .ne, .string("ping")))
+        let combined = Condition.all([.compare(path: "body.currency", op: .eq, operand: .string("usd")), .not(.compare(path: "body.amount", op: .lt, operand: .number(100)))])
+        #expect(combined.evaluate(context))
+        #expect(!Condition.any([.compare(path: "body.currency", op: .eq, operand: .string("eur"))]).evaluate(context))
+    }
+}
+
+/// Automations end to end: a real server, a real receiver, real files and commands.
+@Suite("Automations", .serialized)
+struct AutomationTests {
+    static func config(receiver: String, extraAutomations: String = "") -> String {
+        TestConfigs.standard() + """
+
+        retry: { schedule: [0s, 50ms, 50ms, 50ms], jitter: 0 }
+        files_dir: out
+        automations:
+          - id: invoice-on-payment
+            on: ["stripe:payment_intent.succeeded"]
+            if: { "body.data.object.currency": { eq: "usd" } }
+            steps:
+              - id: invoice
+                file: { path: "invoices/{{event.id}}.html", template: invoice.html }
+              - id: mark-paid
+                http: { method: POST, url: "\(receiver)/orders/paid", json: { order: "{{body.id}}", amount: "{{body.data.object.amount}}", cents: 4200 } }
+              - id: label
+                exec: { argv: ["/usr/bin/env", "python3", "-c", "import sys, json; d = json.load(sys.stdin); print(json.dumps({'seen': d['event']['id'], 'crm': d['steps']['mark-paid']['body']['crm_id']}))"] }
+              - id: chain
+                emit: { type: order.paid, data: { order: "{{body.id}}", crm: "{{steps.mark-paid.body.crm_id}}" } }
+          - id: notify-on-paid
+            on: ["*:order.paid"]
+            steps:
+              - id: alert
+                chat: { kind: slack, url: "\(receiver)/chat", text: "Paid: {{body.order}} ({{body.crm}})" }
+        \(extraAutomations)
+        """
+    }
+
+    @Test("payment → invoice file, HTTP call retried with one Idempotency-Key, command, chained event")
+    func endToEnd() async throws {
+        try await Receiver.with { receiver in
+            let folder = try TemporaryFolder.make()
+            try "<h1>Invoice {{event.id}}</h1><p>{{body.data.object.amount}} {{body.data.object.currency}} for <b>{{body.data.object.description}}</b></p>".write(to: folder.appendingPathComponent("invoice.html"), atomically: true, encoding: .utf8)
+            receiver.fail("/orders/paid", times: 2)
+            try await TestServer.with(config: Self.config(receiver: receiver.baseURL), directory: folder) { (server: TestServer) async throws in
+                let body = Array(#"{"id":"evt_auto_1","type":"payment_intent.succeeded","data":{"object":{"amount":4200,"currency":"usd","description":"Croissants & co"}}}"#.utf8)
+                let reply = try await post("\(server.baseURL)/hooks/stripe", body: body, headers: TestFixtures.stripeHeaders(body, secret: TestConfigs.stripeSecret))
+                #expect(reply.status == 200)
+                let eventID = try #require(reply.json["id"] as? String)
+                let store = try #require(server.store as? any RunStore)
+                #expect(try await eventually { try await store.runs(eventID: eventID, limit: 10).first?.status == .succeeded })
+                #expect(try await eventually { receiver.requests("/chat").count == 1 }, "the chained event ran its automation")
+
+                let calls = receiver.requests("/orders/paid")
+                #expect(calls.count == 3, "500, 500, then 200")
+                #expect(Set(calls.compactMap { $0.headers["idempotency-key"] }).count == 1, "one Idempotency-Key on every try")
+                let sent = try JSONSerialization.jsonObject(with: Data(calls[0].body.utf8)) as! [String: Any]
+                #expect(sent["order"] as? String == "evt_auto_1")
+                #expect(sent["cents"] as? Int == 4200)
+
+                let invoice = try String(contentsOf: folder.appendingPathComponent("out/invoices/\(eventID).html"), encoding: .utf8)
+                #expect(invoice.contains("4200 usd"))
+                #expect(invoice.contains("Croissants &amp; co"), "HTML templates escape")
+                let outputs = try await store.stepOutputs(runID: try #require(try await store.runs(eventID: eventID, limit: 10).first?.id))
+                #expect(outputs["label"]?.contains(#""crm":"crm_42""#) == true, "exec saw earlier step outputs on stdin")
+                #expect(outputs.count == 4)
+                let chat = try JSONSerialization.jsonObject(with: Data(receiver.requests("/chat")[0].body.utf8)) as! [String: Any]
+                #expect(chat["text"] as? String == "Paid: evt_auto_1 (crm_42)")
+
+                // An event the `if` rejects starts nothing.
+                let eur = Array(#"{"id":"evt_auto_eur","type":"payment_intent.succeeded","data":{"object":{"amount":1,"currency":"eur"}}}"#.utf8)
+                let eurReply = try await post("\(server.baseURL)/hooks/stripe", body: eur, headers: TestFixtures.stripeHeaders(eur, secret: TestConfigs.stripeSecret))
+                #expect(try await store.runs(eventID: eurReply.json["id"] as! String, limit: 10).isEmpty)
+            }
+        }
+    }
+
+    @Test("a 4xx fails at once; exhausted retries are dead; replay resumes at the failed step")
+    func deadAndReplay() async throws {
+        try await Receiver.with { receiver in
+            let folder = try TemporaryFolder.make()
+            let extra = """
+                  - id: always-failing
+                    on: ["open:ping"]
+                    steps:
+                      - id: first
+                        http: { url: "\(receiver.baseURL)/first" }
+                      - id: flaky
+                        http: { url: "\(receiver.baseURL)/flaky" }
+                  - id: rejected
+                    on: ["open:reject"]
+                    steps:
+                      - id: only
+                        http: { url: "\(receiver.baseURL)/rejected" }
+                """
+            try "x".write(to: folder.appendingPathComponent("invoice.html"), atomically: true, encoding: .utf8)
+            receiver.fail("/flaky", times: 4, status: 503)
+            receiver.fail("/rejected", times: 1, status: 422)
+            try await TestServer.with(config: Self.config(receiver: receiver.baseURL, extraAutomations: extra), directory: folder) { (server: TestServer) async throws in
+                let store = try #require(server.store as? any RunStore)
+                let ping = try await post("\(server.baseURL)/hooks/open", body: Array(#"{"type":"ping"}"#.utf8))
+                let pingID = try #require(ping.json["id"] as? String)
+                #expect(try await eventually { try await store.runs(eventID: pingID, limit: 1).first?.status == .dead })
+                #expect(receiver.requests("/flaky").count == 4, "the schedule has four attempts")
+                let dead = try #require(try await store.runs(eventID: pingID, limit: 1).first)
+                #expect(dead.lastError?.contains("503") == true)
+
+                let reject = try await post("\(server.baseURL)/hooks/open", body: Array(#"{"type":"reject"}"#.utf8))
+                let rejectID = try #require(reject.json["id"] as? String)
+                #expect(try await eventually { try await store.runs(eventID: rejectID, limit: 1).first?.status == .dead })
+                #expect(receiver.requests("/rejected").count == 1, "a 422 is not retried")
+
+                // Replay: /flaky now succeeds; /first is not called again.
+                #expect(try await store.replay(runID: dead.id, now: Date()))
+                // Nothing wakes the worker here (as with a replay from the CLI): its idle check finds it.
+                #expect(try await eventually(15) { try await store.runs(eventID: pingID, limit: 1).first?.status == .succeeded })
+                #expect(receiver.requests("/first").count == 1, "completed steps do not run again")
+                #expect(receiver.requests("/flaky").count == 5)
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// A real HTTP receiver on loopback that records every request and can be told to fail a path a
+/// number of times first (with a status, optionally Retry-After).
+final class Receiver: @unchecked Sendable {
+    struct Received: Sendable {
+        let path: String
+        let headers: [String: String]
+        let body: String
+    }
+
+    private let lock = NSLock()
+    private var received: [Received] = []
+    private var failures: [String: (count: Int, status: Int, retryAfter: String?)] = [:]
+    private(set) var baseURL = ""
+
+    func fail(_ path: String, times: Int, status: Int = 500, retryAfter: String? = nil) {
+        lock.withLock { failures[path] = (times, status, retryAfter) }
+    }
+
+    func requests(_ path: String) -> [Received] {
+        lock.withLock { received.filter { $0.path == path } }
+    }
+
+    private func record(_ request: Received) -> (Int, String?) {
+        lock.withLock {
+            received.append(request)
+            if var failure = failures[request.path], failure.count > 0 {
+                failure.count -= 1
+                failures[request.path] = failure
+                return (failure.status, failure.retryAfter)
+            }
+            return (200, nil)
+        }
+    }
+
+    /// Runs the receiver around `body`.
+    static func with<T>(_ body: (Receiver) async throws -> T) async throws -> T {
+        let receiver = Receiver()
+        let router = Router()
+        router.on("/**", method: .post) { request, _ -> Response in
+            let bytes = try await request.body.collect(upTo: 1 << 20)
+            let headers = Dictionary(request.headers.map { ($0.name.canonicalName, $0.value) }, uniquingKeysWith: { first, _ in first })
+            let (status, retryAfter) = receiver.record(Received(path: request.uri.path, headers: headers, body: String(buffer: bytes)))
+            var response = Response(status: .init(code: status), body: .init(byteBuffer: ByteBuffer(string: #"{"ok":\#(status == 200),"crm_id":"crm_42"}"#)))
+            response.headers[.contentType] = "application/json"
+            if let retryAfter { response.headers[.retryAfter] = retryAfter }
+            return response
+        }
+        var logger = Logger(label: "receiver")
+        logger.logLevel = .critical
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
+        let group = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var iterator = ports.makeAsyncIterator()
+            receiver.baseURL = "http://127.0.0.1:\(await iterator.next() ?? 0)"
+            defer { Task { await group.triggerGracefulShutdown() } }
+            let result = try await body(receiver)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            return result
+        }
+    }
+}
+
+/// Polls `condition` until it holds or `seconds` pass.
+func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
