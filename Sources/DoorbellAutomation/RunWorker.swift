@@ -24,7 +24,7 @@ public final class RunWorker: Service, Sendable {
     private let inFlight = Mutex(0)
     static let idleCheck = 5.0
 
-    public init(store: any Store, automations: [Automation], filesDirectory: String, logger: Logger, concurrency: Int = 16, lease: Double = 300) {
+    public init(store: any Store, automations: [Automation], filesDirectory: String, logger: Logger, concurrency: Int = 16, lease: Double = 60) {
         self.store = store
         self.automations = Dictionary(automations.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var configuration = HTTPClient.Configuration()
@@ -115,6 +115,14 @@ public final class RunWorker: Service, Sendable {
             while case .runStep(let index) = action {
                 let step = automation.steps[index]
                 let input = StepInput(runID: record.id, event: stored.event, context: EventContext.make(stored.event, steps: outputs))
+                // Renew the claim while the step runs, so a long step is not taken over by another worker.
+                let renewal = Task { [store, owner, lease] in
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .milliseconds(Int64(lease * 1000 / 3)))
+                        _ = try await store.renewLease(runID: record.id, owner: owner, until: Date().addingTimeInterval(lease))
+                    }
+                }
+                defer { renewal.cancel() }
                 do {
                     let output = try await executor.run(step, input)
                     outputs[step.id] = output

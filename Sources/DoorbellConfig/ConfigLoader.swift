@@ -4,7 +4,7 @@ import Yams
 
 /// Reads `doorbell.yml` into a `Configuration`, or throws a `ConfigError` listing every problem.
 public enum ConfigLoader {
-    static let topLevelKeys = ["server", "storage", "api", "smtp", "outbound", "retry", "sources", "automations", "endpoints", "pollers", "files_dir"]
+    static let topLevelKeys = ["server", "storage", "api", "smtp", "outbound", "retry", "sources", "automations", "endpoints", "pollers", "files_dir", "worker"]
     /// Sections of the contract that later releases act on; accepted now so one file serves both.
     static let laterSections = ["smtp", "outbound", "endpoints", "pollers"]
 
@@ -62,9 +62,10 @@ public enum ConfigLoader {
         let retry = top["retry"].flatMap { AutomationReader.readRetry($0, at: "retry", reader) } ?? .default
         let automations = top["automations"].map { AutomationReader.readAll($0, defaultRetry: retry, reader) } ?? []
         let filesDirectory = top["files_dir"].flatMap { reader.nonEmptyString($0, at: "files_dir") }.map(reader.resolvePath) ?? reader.directory
+        let worker = top["worker"].flatMap { readWorker($0, reader) } ?? WorkerSettings()
         return Configuration(
             server: server, storage: storage, api: api, sources: sources, automations: automations,
-            retry: retry, filesDirectory: filesDirectory, directory: reader.directory
+            retry: retry, filesDirectory: filesDirectory, worker: worker, directory: reader.directory
         )
     }
 
@@ -132,6 +133,22 @@ public enum ConfigLoader {
         }
         reader.error("storage", "expected sqlite:<file> or postgres://user:pass@host:5432/db", node)
         return nil
+    }
+
+    private static func readWorker(_ node: Node, _ reader: NodeReader) -> WorkerSettings? {
+        guard let keys = reader.mapping(node, at: "worker", allowed: ["concurrency", "lease"]) else { return nil }
+        var settings = WorkerSettings()
+        if let concurrency = keys["concurrency"], let value = reader.int(concurrency, at: "worker.concurrency", range: 1...1024) {
+            settings.concurrency = value
+        }
+        if let lease = keys["lease"], let text = reader.string(lease, at: "worker.lease") {
+            if let seconds = Units.parseDuration(text), seconds >= 0.3 {
+                settings.lease = seconds
+            } else {
+                reader.error("worker.lease", "expected a duration of at least 300ms, found '\(text)'", lease)
+            }
+        }
+        return settings
     }
 
     private static func readAPI(_ node: Node, _ reader: NodeReader) -> APISettings? {

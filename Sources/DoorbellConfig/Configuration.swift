@@ -12,6 +12,8 @@ public struct Configuration: Sendable {
     public var retry: RetryPolicy
     /// Where `file` steps may write (`files_dir`, default: the config's folder).
     public var filesDirectory: String
+    /// `worker:` — how many runs at once, and how long a claim lasts without renewal.
+    public var worker: WorkerSettings
     /// The folder of the config file; relative paths resolve against it.
     public var directory: String
     /// Things that work but deserve attention (sections not yet implemented, odd secrets).
@@ -20,8 +22,9 @@ public struct Configuration: Sendable {
     public init(
         server: ServerSettings = .init(), storage: StorageLocation, api: APISettings = .init(), sources: [Source],
         automations: [Automation] = [], retry: RetryPolicy = .default, filesDirectory: String? = nil,
-        directory: String, warnings: [ConfigIssue] = []
+        worker: WorkerSettings = .init(), directory: String, warnings: [ConfigIssue] = []
     ) {
+        self.worker = worker
         self.server = server
         self.storage = storage
         self.api = api
@@ -71,4 +74,16 @@ public struct ServerSettings: Sendable, Equatable {
 public struct APISettings: Sendable, Equatable {
     public var tokens: [String]
     public init(tokens: [String] = []) { self.tokens = tokens }
+}
+
+/// `worker:` — the run worker's concurrency and lease. A run whose worker stops renewing its lease
+/// (a crash) is claimed again once the lease has passed.
+public struct WorkerSettings: Sendable, Equatable {
+    public var concurrency: Int
+    public var lease: Double
+
+    public init(concurrency: Int = 16, lease: Double = 60) {
+        self.concurrency = concurrency
+        self.lease = lease
+    }
 }

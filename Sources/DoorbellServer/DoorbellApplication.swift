@@ -24,7 +24,10 @@ public enum DoorbellApplication {
         var services: [any Service] = [StoreService(store: store, logger: logger)]
         var runWorker: RunWorker?
         if !configuration.automations.isEmpty, let runStore = store as? any RunWorker.Store {
-            runWorker = RunWorker(store: runStore, automations: configuration.automations, filesDirectory: configuration.filesDirectory, logger: logger)
+            runWorker = RunWorker(
+                store: runStore, automations: configuration.automations, filesDirectory: configuration.filesDirectory,
+                logger: logger, concurrency: configuration.worker.concurrency, lease: configuration.worker.lease
+            )
             services.append(runWorker!)
         }
         let worker = runWorker

@@ -66,6 +66,13 @@ extension SQLiteEventStore {
         }
     }
 
+    public func renewLease(runID: String, owner: String, until: Date) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE runs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND status = 'running'", arguments: [until.millis, runID, owner])
+            return db.changesCount > 0
+        }
+    }
+
     public func runs(eventID: String?, limit: Int) async throws -> [RunRecord] {
         try await pool.read { db in
             if let eventID {

@@ -183,3 +183,44 @@ struct AutomationTests {
         }
     }
 }
+
+extension AutomationTests {
+    @Test("kill -9 with runs in flight: after restart every run completes and no completed step runs again")
+    func crashWithRunsInFlight() async throws {
+        try await Receiver.with { receiver in
+            let folder = try TemporaryFolder.make()
+            let config = folder.appendingPathComponent("doorbell.yml")
+            try (TestConfigs.standard() + """
+
+                worker: { concurrency: 32, lease: 1s }
+                automations:
+                  - id: three-steps
+                    on: ["open:job"]
+                    steps:
+                      - { id: a, http: { url: "\(receiver.baseURL)/a", json: { job: "{{body.n}}" } } }
+                      - { id: slow, http: { url: "\(receiver.baseURL)/slow", json: { job: "{{body.n}}" }, timeout: 60s } }
+                      - { id: c, http: { url: "\(receiver.baseURL)/c", json: { job: "{{body.n}}" } } }
+                """).write(to: config, atomically: true, encoding: .utf8)
+            receiver.hold("/slow")
+            let server = try ServeProcess(config: config)
+            try server.start()
+            let jobs = 20
+            for n in 0..<jobs {
+                #expect(try await post("\(server.baseURL)/hooks/open", body: Array(#"{"type":"job","n":\#(n)}"#.utf8)).status == 200)
+            }
+            #expect(try await eventually { receiver.requests("/slow").count == jobs }, "every run is inside its slow step")
+            server.kill9()
+            receiver.release("/slow")
+
+            let restarted = try ServeProcess(config: config)
+            try restarted.start()
+            defer { _ = restarted.terminate() }
+            #expect(try await eventually(20) { receiver.requests("/c").count == jobs })
+            #expect(receiver.requests("/a").count == jobs, "completed steps are not repeated")
+            #expect(receiver.requests("/slow").count == 2 * jobs, "the step in flight at the crash runs again (at least once)")
+            let keys = Dictionary(grouping: receiver.requests("/slow"), by: { $0.headers["idempotency-key"] ?? "" })
+            #expect(keys.count == jobs && keys.values.allSatisfy { $0.count == 2 }, "a repeated step carries the same Idempotency-Key")
+            #expect(receiver.requests("/c").map(\.headers).compactMap { $0["idempotency-key"] }.count == jobs)
+        }
+    }
+}

@@ -16,11 +16,17 @@ final class Receiver: @unchecked Sendable {
     private let lock = NSLock()
     private var received: [Received] = []
     private var failures: [String: (count: Int, status: Int, retryAfter: String?)] = [:]
+    private var held: Set<String> = []
     private(set) var baseURL = ""
 
     func fail(_ path: String, times: Int, status: Int = 500, retryAfter: String? = nil) {
         lock.withLock { failures[path] = (times, status, retryAfter) }
     }
+
+    /// Requests to `path` wait (recorded) until `release`.
+    func hold(_ path: String) { lock.withLock { _ = held.insert(path) } }
+    func release(_ path: String) { lock.withLock { _ = held.remove(path) } }
+    func isHeld(_ path: String) -> Bool { lock.withLock { held.contains(path) } }
 
     func requests(_ path: String) -> [Received] {
         lock.withLock { received.filter { $0.path == path } }
@@ -46,6 +52,8 @@ final class Receiver: @unchecked Sendable {
             let bytes = try await request.body.collect(upTo: 1 << 20)
             let headers = Dictionary(request.headers.map { ($0.name.canonicalName, $0.value) }, uniquingKeysWith: { first, _ in first })
             let (status, retryAfter) = receiver.record(Received(path: request.uri.path, headers: headers, body: String(buffer: bytes)))
+            let deadline = Date().addingTimeInterval(30)
+            while receiver.isHeld(request.uri.path) && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
             var response = Response(status: .init(code: status), body: .init(byteBuffer: ByteBuffer(string: #"{"ok":\#(status == 200),"crm_id":"crm_42"}"#)))
             response.headers[.contentType] = "application/json"
             if let retryAfter { response.headers[.retryAfter] = retryAfter }
