@@ -46,15 +46,21 @@ public struct AutomationMatcher: Sendable {
         self.automations = automations
     }
 
-    public func matching(_ event: NewEvent) -> [String] {
+    public func matching(_ event: NewEvent) -> [PlannedRun] {
         let candidates = automations.filter { $0.listens(source: event.source, type: event.type) }
         guard !candidates.isEmpty else { return [] }
-        // The body is parsed only when some automation listens and has a condition.
-        var context: [String: Any]?
-        return candidates.filter { automation in
-            guard let condition = automation.condition else { return true }
-            if context == nil { context = EventContext.make(event) }
-            return condition.evaluate(context!)
-        }.map(\.id)
+        // The body is parsed only when some automation listens and needs it.
+        var parsed: [String: Any]?
+        func context() -> [String: Any] {
+            if parsed == nil { parsed = EventContext.make(event) }
+            return parsed!
+        }
+        return candidates.compactMap { automation in
+            if let condition = automation.condition, !condition.evaluate(context()) { return nil }
+            guard let rule = automation.concurrency else { return PlannedRun(automation: automation.id) }
+            // A key that does not render (a template error) still orders: all such runs share "".
+            let key = (try? Templates.render(rule.key, context())) ?? ""
+            return PlannedRun(automation: automation.id, concurrencyKey: key, concurrencyLimit: rule.limit)
+        }
     }
 }

@@ -60,8 +60,12 @@ enum AutomationReader {
             reader.error("\(path).on", "missing: which events start it, e.g. [\"stripe:payment_intent.succeeded\"]", node)
         }
         let condition = keys["if"].flatMap { readCondition($0, at: "\(path).if", reader) }
-        if keys["concurrency"] != nil {
-            reader.warning("\(path).concurrency", "per-key ordering is not enforced by this build yet; runs may start in any order", keys["concurrency"])
+        var concurrency: ConcurrencyRule?
+        if let node = keys["concurrency"], let ruleKeys = reader.mapping(node, at: "\(path).concurrency", allowed: ["key", "limit"]) {
+            let key = ruleKeys["key"].flatMap { reader.nonEmptyString($0, at: "\(path).concurrency.key") }
+            if ruleKeys["key"] == nil { reader.error("\(path).concurrency.key", "missing, e.g. \"{{body.data.object.customer}}\"", node) }
+            let limit = ruleKeys["limit"].flatMap { reader.int($0, at: "\(path).concurrency.limit", range: 1...1000) } ?? 1
+            if let key { concurrency = ConcurrencyRule(key: key, limit: limit) }
         }
         let retry = keys["retry"].flatMap { readRetry($0, at: "\(path).retry", reader) } ?? defaultRetry
         var steps: [Step] = []
@@ -78,7 +82,7 @@ enum AutomationReader {
             reader.error("\(path).steps", "missing", node)
         }
         guard reader.errors.count == before else { return nil }
-        return Automation(id: id, on: patterns, condition: condition, steps: steps, retry: retry)
+        return Automation(id: id, on: patterns, condition: condition, steps: steps, retry: retry, concurrency: concurrency)
     }
 
     private static func readStep(_ node: Node, at path: String, index: Int, _ reader: NodeReader) -> Step? {

@@ -13,11 +13,11 @@ public struct NewEvent: Sendable, Equatable {
     /// The raw body, byte for byte as received (signatures are over these bytes).
     public var body: [UInt8]
     /// Automations this event starts; their runs are created in the transaction that stores it.
-    public var automations: [String]
+    public var automations: [PlannedRun]
     /// How many `emit` steps led to this event (0 for a received one); bounds chains.
     public var depth: Int
 
-    public init(id: String = EventID.generate(), source: String, type: String, providerID: String?, receivedAt: Date = Date(), headers: [Header], body: [UInt8], automations: [String] = [], depth: Int = 0) {
+    public init(id: String = EventID.generate(), source: String, type: String, providerID: String?, receivedAt: Date = Date(), headers: [Header], body: [UInt8], automations: [PlannedRun] = [], depth: Int = 0) {
         self.id = id
         self.source = source
         self.type = type

@@ -47,8 +47,8 @@ public final class SQLiteEventStore: EventStore, RunStore {
             ON CONFLICT (source, provider_id) DO NOTHING
             """)
         let insertRun = try db.cachedStatement(sql: """
-            INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at)
-            VALUES (?, ?, ?, 'pending', ?, ?, ?)
+            INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at, concurrency_key, concurrency_limit)
+            VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)
             """)
         let findDuplicate = try db.cachedStatement(sql: "SELECT id FROM events WHERE source = ? AND provider_id = ?")
         var outcomes: [IngestOutcome] = []
@@ -66,8 +66,11 @@ public final class SQLiteEventStore: EventStore, RunStore {
             } else {
                 // The event's runs commit with it: an acknowledged event never lacks its runs.
                 let millis = Int64((event.receivedAt.timeIntervalSince1970 * 1000).rounded())
-                for automation in event.automations {
-                    try insertRun.execute(arguments: [EventID.generate(prefix: "run_", now: event.receivedAt), event.id, automation, millis, millis, millis])
+                for run in event.automations {
+                    try insertRun.execute(arguments: [
+                        EventID.generate(prefix: "run_", now: event.receivedAt), event.id, run.automation, millis, millis, millis,
+                        run.concurrencyKey, run.concurrencyLimit,
+                    ])
                 }
                 outcomes.append(IngestOutcome(id: event.id, duplicate: false))
             }

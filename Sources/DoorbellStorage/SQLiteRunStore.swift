@@ -11,12 +11,22 @@ extension SQLiteEventStore {
             try Row.fetchAll(db, sql: """
                 UPDATE runs SET status = 'running', lease_owner = ?, lease_until = ?, updated_at = ?
                 WHERE id IN (
-                    SELECT id FROM runs
-                    WHERE (status IN ('pending', 'waiting_retry') AND due_at <= ?)
-                       OR (status = 'running' AND lease_until < ?)
-                    ORDER BY due_at LIMIT ?)
+                    SELECT r.id FROM runs r
+                    WHERE ((r.status IN ('pending', 'waiting_retry') AND r.due_at <= ?)
+                        OR (r.status = 'running' AND r.lease_until < ?))
+                      AND (r.concurrency_key IS NULL OR (
+                        -- Arrival order: nothing earlier with the same key still waits to start…
+                        NOT EXISTS (
+                            SELECT 1 FROM runs e
+                            WHERE e.automation = r.automation AND e.concurrency_key = r.concurrency_key
+                              AND e.rowid < r.rowid AND e.status IN ('pending', 'waiting_retry'))
+                        -- …and fewer than `limit` with the same key hold a live lease.
+                        AND (SELECT COUNT(*) FROM runs x
+                             WHERE x.automation = r.automation AND x.concurrency_key = r.concurrency_key
+                               AND x.status = 'running' AND x.id != r.id AND x.lease_until >= ?) < r.concurrency_limit))
+                    ORDER BY r.due_at, r.rowid LIMIT ?)
                 RETURNING *
-                """, arguments: [owner, leaseUntil.millis, nowMillis, nowMillis, nowMillis, limit]
+                """, arguments: [owner, leaseUntil.millis, nowMillis, nowMillis, nowMillis, nowMillis, limit]
             ).map(Self.runRecord).sorted { $0.dueAt < $1.dueAt }
         }
     }

@@ -53,6 +53,14 @@ enum SQLiteSchema {
                 );
                 """)
         }
+        migrator.registerMigration("v3-run-ordering") { db in
+            // Runs sharing a key start in arrival (rowid) order, at most `concurrency_limit` at a time.
+            try db.execute(sql: """
+                ALTER TABLE runs ADD COLUMN concurrency_key TEXT;
+                ALTER TABLE runs ADD COLUMN concurrency_limit INTEGER NOT NULL DEFAULT 1;
+                CREATE INDEX runs_ordering ON runs (automation, concurrency_key, status) WHERE concurrency_key IS NOT NULL;
+                """)
+        }
         return migrator
     }
 }

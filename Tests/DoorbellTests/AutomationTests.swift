@@ -224,3 +224,45 @@ extension AutomationTests {
         }
     }
 }
+
+extension AutomationTests {
+    @Test("per-key ordering: the same key strictly in arrival order, one at a time; other keys in parallel")
+    func perKeyOrdering() async throws {
+        try await Receiver.with { receiver in
+            let folder = try TemporaryFolder.make()
+            try "x".write(to: folder.appendingPathComponent("invoice.html"), atomically: true, encoding: .utf8)
+            let extra = """
+                  - id: ordered
+                    on: ["open:order"]
+                    concurrency: { key: "{{body.customer}}", limit: 1 }
+                    steps:
+                      - { id: sync, http: { url: "\(receiver.baseURL)/ordered", json: { customer: "{{body.customer}}", n: "{{body.n}}" } } }
+                """
+            receiver.delay("/ordered", seconds: 0.05)
+            try await TestServer.with(config: Self.config(receiver: receiver.baseURL, extraAutomations: extra), directory: folder) { (server: TestServer) async throws in
+                // Sent one after another so arrival order is known; the worker sees them as they commit.
+                for n in 0..<6 {
+                    for customer in ["alice", "bob", "carol"] {
+                        let body = Array(#"{"type":"order","customer":"\#(customer)","n":\#(n)}"#.utf8)
+                        #expect(try await post("\(server.baseURL)/hooks/open", body: body).status == 200)
+                    }
+                }
+                #expect(try await eventually(20) { receiver.timeline("/ordered").count == 18 })
+                let timeline = receiver.timeline("/ordered").map { span -> (customer: String, n: Int, start: Date, end: Date) in
+                    let json = try! JSONSerialization.jsonObject(with: Data(span.body.utf8)) as! [String: Any]
+                    return (json["customer"] as! String, Int(json["n"] as! String)!, span.start, span.end)
+                }
+                for customer in ["alice", "bob", "carol"] {
+                    let mine = timeline.filter { $0.customer == customer }.sorted { $0.start < $1.start }
+                    #expect(mine.map(\.n) == Array(0..<6), "\(customer) in arrival order")
+                    for (earlier, later) in zip(mine, mine.dropFirst()) {
+                        #expect(earlier.end <= later.start, "\(customer): one at a time")
+                    }
+                }
+                // Different keys overlapped: some two requests of different customers ran at once.
+                let overlapped = timeline.contains { a in timeline.contains { b in a.customer != b.customer && a.start < b.end && b.start < a.end } }
+                #expect(overlapped, "other keys are not held back")
+            }
+        }
+    }
+}

@@ -8,13 +8,16 @@ public struct Automation: Sendable, Equatable {
     public var steps: [Step]
     /// The retry schedule for this automation's steps (a step may override it).
     public var retry: RetryPolicy
+    /// Per-key ordering: runs with the same rendered key start in arrival order, `limit` at a time.
+    public var concurrency: ConcurrencyRule?
 
-    public init(id: String, on: [EventPattern], condition: Condition? = nil, steps: [Step], retry: RetryPolicy = .default) {
+    public init(id: String, on: [EventPattern], condition: Condition? = nil, steps: [Step], retry: RetryPolicy = .default, concurrency: ConcurrencyRule? = nil) {
         self.id = id
         self.on = on
         self.condition = condition
         self.steps = steps
         self.retry = retry
+        self.concurrency = concurrency
     }
 
     /// Whether an event of `source` and `type` is one this automation listens to (the `if` is separate).
@@ -86,5 +89,30 @@ public struct RetryPolicy: Sendable, Equatable {
         guard attempt < schedule.count else { return nil }
         let base = schedule[attempt] * (1 + jitter * random)
         return max(base, retryAfter ?? 0)
+    }
+}
+
+/// `concurrency: {key, limit}`.
+public struct ConcurrencyRule: Sendable, Equatable {
+    /// A template over the event, e.g. `{{body.data.object.customer}}`.
+    public var key: String
+    public var limit: Int
+
+    public init(key: String, limit: Int = 1) {
+        self.key = key
+        self.limit = limit
+    }
+}
+
+/// A run to create with an event: which automation, and its ordering key when it has one.
+public struct PlannedRun: Sendable, Equatable {
+    public var automation: String
+    public var concurrencyKey: String?
+    public var concurrencyLimit: Int
+
+    public init(automation: String, concurrencyKey: String? = nil, concurrencyLimit: Int = 1) {
+        self.automation = automation
+        self.concurrencyKey = concurrencyKey
+        self.concurrencyLimit = concurrencyLimit
     }
 }

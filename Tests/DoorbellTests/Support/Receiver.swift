@@ -17,6 +17,22 @@ final class Receiver: @unchecked Sendable {
     private var received: [Received] = []
     private var failures: [String: (count: Int, status: Int, retryAfter: String?)] = [:]
     private var held: Set<String> = []
+    private var delays: [String: Double] = [:]
+    /// (path, body, start, end) of every request, for ordering checks.
+    private var spans: [(path: String, body: String, start: Date, end: Date)] = []
+
+    /// Requests to `path` take `seconds` before answering.
+    func delay(_ path: String, seconds: Double) { lock.withLock { delays[path] = seconds } }
+
+    func timeline(_ path: String) -> [(body: String, start: Date, end: Date)] {
+        lock.withLock { spans.filter { $0.path == path }.map { ($0.body, $0.start, $0.end) } }
+    }
+
+    private func finished(_ path: String, body: String, start: Date) {
+        lock.withLock { spans.append((path, body, start, Date())) }
+    }
+
+    private func delayFor(_ path: String) -> Double { lock.withLock { delays[path] ?? 0 } }
     private(set) var baseURL = ""
 
     func fail(_ path: String, times: Int, status: Int = 500, retryAfter: String? = nil) {
@@ -49,11 +65,15 @@ final class Receiver: @unchecked Sendable {
         let receiver = Receiver()
         let router = Router()
         router.on("/**", method: .post) { request, _ -> Response in
+            let start = Date()
             let bytes = try await request.body.collect(upTo: 1 << 20)
+            defer { receiver.finished(request.uri.path, body: String(buffer: bytes), start: start) }
             let headers = Dictionary(request.headers.map { ($0.name.canonicalName, $0.value) }, uniquingKeysWith: { first, _ in first })
             let (status, retryAfter) = receiver.record(Received(path: request.uri.path, headers: headers, body: String(buffer: bytes)))
             let deadline = Date().addingTimeInterval(30)
             while receiver.isHeld(request.uri.path) && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            let delay = receiver.delayFor(request.uri.path)
+            if delay > 0 { try await Task.sleep(for: .milliseconds(Int64(delay * 1000))) }
             var response = Response(status: .init(code: status), body: .init(byteBuffer: ByteBuffer(string: #"{"ok":\#(status == 200),"crm_id":"crm_42"}"#)))
             response.headers[.contentType] = "application/json"
             if let retryAfter { response.headers[.retryAfter] = retryAfter }
