@@ -24,5 +24,10 @@ struct CheckCommand: AsyncParsableCommand {
             let secrets = source.provider == .none ? "no signature" : "\(source.secrets.count) secret(s)"
             print("    /hooks/\(source.id)  \(source.provider.rawValue), \(secrets), max body \(source.maxBody) B")
         }
+        print("  automations: \(configuration.automations.count)")
+        for automation in configuration.automations {
+            let steps = automation.steps.map { "\($0.id) (\($0.action.kind))" }.joined(separator: " → ")
+            print("    \(automation.id)  on \(automation.on.map(\.description).joined(separator: ", ")): \(steps)")
+        }
     }
 }

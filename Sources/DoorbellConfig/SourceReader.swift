@@ -127,7 +127,7 @@ enum SourceReader {
             return "Standard Webhooks secrets look like whsec_<base64> (or whpk_ for a v1a public key); this one will be read as bare base64"
         case .twilio where !(secret.count == 32 && secret.allSatisfy(\.isHexDigit)):
             return "Twilio auth tokens are 32 hex characters"
-        case .github, .shopify, .hmac where secret.count < 16:
+        case .github where secret.count < 16, .shopify where secret.count < 16, .hmac where secret.count < 16:
             return "short secret (\(secret.count) characters): anyone who guesses it can forge events"
         default:
             return nil

@@ -20,8 +20,38 @@ public protocol RunStore: Sendable {
     func renewLease(runID: String, owner: String, until: Date) async throws -> Bool
     /// Runs of an event, or all recent runs.
     func runs(eventID: String?, limit: Int) async throws -> [RunRecord]
-    /// Makes a dead or finished run pending again from its failed step; returns false when unknown.
-    func replay(runID: String, now: Date) async throws -> Bool
+    /// Runs matching a filter, newest first.
+    func runs(matching query: RunQuery) async throws -> [RunRecord]
+    /// One run by id.
+    func run(id: String) async throws -> RunRecord?
+    /// Replays every run the query selects (dead ones resume at their failed step; with `fromStart`,
+    /// runs start again at step one); returns how many.
+    func replay(matching query: RunQuery, fromStart: Bool, now: Date) async throws -> Int
+    /// Starts `automation` for an event that has no run of it yet (e.g. an automation added later).
+    func startRun(eventID: String, automation: String, now: Date) async throws -> Bool
+}
+
+/// A filter over runs (and their events); nil fields match everything.
+public struct RunQuery: Sendable, Equatable {
+    public var eventID: String?
+    public var automation: String?
+    public var source: String?
+    public var type: String?
+    public var statuses: [RunStatus]
+    public var since: Date?
+    public var until: Date?
+    public var limit: Int
+
+    public init(eventID: String? = nil, automation: String? = nil, source: String? = nil, type: String? = nil, statuses: [RunStatus] = [], since: Date? = nil, until: Date? = nil, limit: Int = 50) {
+        self.eventID = eventID
+        self.automation = automation
+        self.source = source
+        self.type = type
+        self.statuses = statuses
+        self.since = since
+        self.until = until
+        self.limit = limit
+    }
 }
 
 /// A run as stored.

@@ -92,15 +92,65 @@ extension SQLiteEventStore {
         }
     }
 
-    public func replay(runID: String, now: Date) async throws -> Bool {
-        try await pool.write { db in
+    public func runs(matching query: RunQuery) async throws -> [RunRecord] {
+        try await pool.read { db in
+            let (clause, arguments) = Self.filter(query)
+            var all = arguments
+            all += [query.limit]
+            return try Row.fetchAll(db, sql: "SELECT runs.* FROM runs JOIN events ON events.id = runs.event_id \(clause) ORDER BY runs.created_at DESC, runs.rowid DESC LIMIT ?", arguments: all).map(Self.runRecord)
+        }
+    }
+
+    public func run(id: String) async throws -> RunRecord? {
+        try await pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]).map(Self.runRecord) }
+    }
+
+    public func replay(matching query: RunQuery, fromStart: Bool, now: Date) async throws -> Int {
+        var query = query
+        if query.statuses.isEmpty { query.statuses = fromStart ? [.dead, .succeeded] : [.dead] }
+        // Never touch a run a worker holds or one already waiting to run.
+        query.statuses = query.statuses.filter { $0 == .dead || $0 == .succeeded }
+        guard !query.statuses.isEmpty else { return 0 }
+        let (clause, arguments) = Self.filter(query)
+        var combined: StatementArguments = [now.millis, now.millis]
+        combined += arguments
+        let all = combined
+        let restart = fromStart ? ", next_step = 0" : ""
+        return try await pool.write { db in
             try db.execute(sql: """
                 UPDATE runs SET status = 'pending', attempt = 0, last_error = NULL, due_at = ?, lease_owner = NULL,
-                    lease_until = NULL, updated_at = ?
-                WHERE id = ? AND status IN ('dead', 'succeeded')
-                """, arguments: [now.millis, now.millis, runID])
+                    lease_until = NULL, updated_at = ?\(restart)
+                WHERE id IN (SELECT runs.id FROM runs JOIN events ON events.id = runs.event_id \(clause))
+                """, arguments: all)
+            return db.changesCount
+        }
+    }
+
+    public func startRun(eventID: String, automation: String, now: Date) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at)
+                SELECT ?, id, ?, 'pending', ?, ?, ? FROM events WHERE id = ?
+                ON CONFLICT (event_id, automation) DO NOTHING
+                """, arguments: [EventID.generate(prefix: "run_", now: now), automation, now.millis, now.millis, now.millis, eventID])
             return db.changesCount > 0
         }
+    }
+
+    private static func filter(_ query: RunQuery) -> (String, StatementArguments) {
+        var clauses: [String] = []
+        var arguments: StatementArguments = []
+        if let eventID = query.eventID { clauses.append("runs.event_id = ?"); arguments += [eventID] }
+        if let automation = query.automation { clauses.append("runs.automation = ?"); arguments += [automation] }
+        if let source = query.source { clauses.append("events.source = ?"); arguments += [source] }
+        if let type = query.type { clauses.append("events.type = ?"); arguments += [type] }
+        if !query.statuses.isEmpty {
+            clauses.append("runs.status IN (\(query.statuses.map { _ in "?" }.joined(separator: ", ")))")
+            for status in query.statuses { arguments += [status.rawValue] }
+        }
+        if let since = query.since { clauses.append("events.received_at >= ?"); arguments += [since.millis] }
+        if let until = query.until { clauses.append("events.received_at < ?"); arguments += [until.millis] }
+        return (clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND "), arguments)
     }
 
     static func runRecord(_ row: Row) -> RunRecord {

@@ -48,7 +48,8 @@ final class ServeProcess: @unchecked Sendable {
     private let errPipe = Pipe()
     private(set) var port = 0
 
-    init(config: URL) throws {
+    init(config: URL, environment: [String: String] = [:]) throws {
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.executableURL = URL(fileURLWithPath: ChildProcess.doorbellBinary)
         process.arguments = ["serve", "--config", config.path, "--log-level", "notice"]
         process.standardOutput = FileHandle.nullDevice
