@@ -44,6 +44,7 @@ struct StepExecutor: Sendable {
             case .exec(let exec): return try await ExecRunner.run(exec, input: input)
             case .file(let file): return try runFile(file, input)
             case .emit(let emit): return try await runEmit(emit, step: step, input)
+            case .email(let email): return try await runEmail(email, step: step, input)
             }
         } catch let failure as StepFailure {
             throw failure
@@ -140,6 +141,54 @@ struct StepExecutor: Sendable {
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
         return formatter.date(from: value).map { max(0, $0.timeIntervalSinceNow) }
+    }
+
+    // MARK: email
+
+    private func runEmail(_ email: EmailStep, step: Step, _ input: StepInput) async throws -> [String: Any] {
+        guard let settings = email.smtp else { throw StepFailure("no SMTP settings", retryable: false) }
+        let split = { (list: [String]) throws -> [String] in
+            try list.flatMap { try Templates.render($0, input.context).split(separator: ",") }
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        let to = try split(email.to)
+        guard !to.isEmpty else { throw StepFailure("no recipient after rendering \(email.to)", retryable: false) }
+        for address in to where !address.contains("@") || address.contains("<") || address.contains("\r") || address.contains("\n") {
+            throw StepFailure("not an email address: '\(address)'", retryable: false)
+        }
+        var attachments: [MailMessage.Attachment] = []
+        let root = URL(fileURLWithPath: filesDirectory).standardizedFileURL.path
+        for template in email.attach {
+            let path = URL(fileURLWithPath: try Templates.render(template, input.context), relativeTo: URL(fileURLWithPath: root + "/")).standardizedFileURL.path
+            guard path.hasPrefix(root + "/") else { throw StepFailure("attachment '\(path)' is outside files_dir \(root)", retryable: false) }
+            guard let data = FileManager.default.contents(atPath: path) else { throw StepFailure("cannot read attachment \(path)", retryable: false) }
+            let name = URL(fileURLWithPath: path).lastPathComponent
+            attachments.append(.init(filename: name, contentType: Self.contentType(name), data: data))
+        }
+        let message = MailMessage(
+            from: settings.from, to: to, cc: try split(email.cc), subject: try Templates.render(email.subject, input.context).replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " "),
+            text: try email.text.map { try Templates.render($0, input.context) }, html: try email.html.map { try Templates.render($0, input.context, html: true) },
+            attachments: attachments, messageID: "\(input.runID)-\(step.id)@doorbell"
+        )
+        do {
+            let receipt = try await SMTPClient(settings: settings).send(message)
+            return ["accepted": receipt.accepted, "rejected": receipt.rejected, "message_id": message.messageID]
+        } catch {
+            throw StepFailure(error.description, retryable: error.retryable)
+        }
+    }
+
+    static func contentType(_ filename: String) -> String {
+        switch URL(fileURLWithPath: filename).pathExtension.lowercased() {
+        case "html", "htm": "text/html; charset=utf-8"
+        case "txt": "text/plain; charset=utf-8"
+        case "pdf": "application/pdf"
+        case "png": "image/png"
+        case "jpg", "jpeg": "image/jpeg"
+        case "csv": "text/csv; charset=utf-8"
+        case "json": "application/json"
+        default: "application/octet-stream"
+        }
     }
 
     // MARK: file and emit

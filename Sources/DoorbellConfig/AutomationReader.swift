@@ -32,7 +32,7 @@ enum AutomationReader {
         return policy
     }
 
-    static func readAll(_ node: Node, defaultRetry: RetryPolicy, _ reader: NodeReader) -> [Automation] {
+    static func readAll(_ node: Node, defaultRetry: RetryPolicy, smtp: SMTPSettings?, _ reader: NodeReader) -> [Automation] {
         guard let items = reader.sequence(node, at: "automations") else { return [] }
         var automations: [Automation] = []
         var seen: Set<String> = []
@@ -41,12 +41,12 @@ enum AutomationReader {
             if let id = item["id"]?.string, !seen.insert(id).inserted {
                 reader.error("\(path).id", "duplicate automation id '\(id)'", item)
             }
-            if let automation = read(item, at: path, defaultRetry: defaultRetry, reader) { automations.append(automation) }
+            if let automation = read(item, at: path, defaultRetry: defaultRetry, smtp: smtp, reader) { automations.append(automation) }
         }
         return automations
     }
 
-    private static func read(_ node: Node, at path: String, defaultRetry: RetryPolicy, _ reader: NodeReader) -> Automation? {
+    private static func read(_ node: Node, at path: String, defaultRetry: RetryPolicy, smtp: SMTPSettings?, _ reader: NodeReader) -> Automation? {
         guard let keys = reader.mapping(node, at: path, allowed: automationKeys) else { return nil }
         let before = reader.errors.count
         let id = keys["id"].flatMap { reader.nonEmptyString($0, at: "\(path).id") } ?? ""
@@ -73,7 +73,7 @@ enum AutomationReader {
             var stepIDs: Set<String> = []
             for (index, item) in items.enumerated() {
                 let stepPath = "\(path).steps[\(index)]"
-                guard let step = readStep(item, at: stepPath, index: index, reader) else { continue }
+                guard let step = readStep(item, at: stepPath, index: index, smtp: smtp, reader) else { continue }
                 if !stepIDs.insert(step.id).inserted { reader.error("\(stepPath).id", "duplicate step id '\(step.id)'", item) }
                 steps.append(step)
             }
@@ -85,7 +85,7 @@ enum AutomationReader {
         return Automation(id: id, on: patterns, condition: condition, steps: steps, retry: retry, concurrency: concurrency)
     }
 
-    private static func readStep(_ node: Node, at path: String, index: Int, _ reader: NodeReader) -> Step? {
+    private static func readStep(_ node: Node, at path: String, index: Int, smtp: SMTPSettings?, _ reader: NodeReader) -> Step? {
         guard let keys = reader.mapping(node, at: path, allowed: ["id", "retry"] + stepKinds) else { return nil }
         let id = keys["id"].flatMap { reader.nonEmptyString($0, at: "\(path).id") } ?? "step\(index + 1)"
         let kinds = stepKinds.filter { keys[$0] != nil }
@@ -102,6 +102,7 @@ enum AutomationReader {
         case "exec": action = readExec(body, at: actionPath, reader).map(StepAction.exec)
         case "file": action = readFile(body, at: actionPath, reader).map(StepAction.file)
         case "emit": action = readEmit(body, at: actionPath, reader).map(StepAction.emit)
+        case "email": action = readEmail(body, at: actionPath, smtp: smtp, reader).map(StepAction.email)
         default:
             reader.error(actionPath, "'\(kind)' steps are not supported by this build yet", body)
             action = nil
@@ -195,6 +196,50 @@ enum AutomationReader {
             return nil
         }
         return EmitStep(type: type, data: keys["data"].map { templateValue($0, at: "\(path).data", reader) } ?? .object([:]))
+    }
+
+    private static func readEmail(_ node: Node, at path: String, smtp: SMTPSettings?, _ reader: NodeReader) -> EmailStep? {
+        guard let keys = reader.mapping(node, at: path, allowed: ["to", "cc", "subject", "text", "html", "attach", "smtp"]) else { return nil }
+        let to = keys["to"].flatMap { reader.stringList($0, at: "\(path).to") } ?? []
+        if to.isEmpty { reader.error("\(path).to", "missing: at least one recipient", keys["to"] ?? node) }
+        let subject = keys["subject"].flatMap { reader.string($0, at: "\(path).subject") }
+        if subject == nil { reader.error("\(path).subject", "missing", node) }
+        let text = keys["text"].flatMap { reader.string($0, at: "\(path).text") }
+        let html = keys["html"].flatMap { reader.string($0, at: "\(path).html") }
+        if text == nil && html == nil { reader.error(path, "an email needs text or html", node) }
+        let own = keys["smtp"].flatMap { readSMTP($0, at: "\(path).smtp", reader) }
+        if own == nil && smtp == nil && keys["smtp"] == nil {
+            reader.error(path, "no mail server: add a top-level smtp: section or smtp: on the step", node)
+        }
+        return EmailStep(
+            to: to, cc: keys["cc"].flatMap { reader.stringList($0, at: "\(path).cc") } ?? [], subject: subject ?? "",
+            text: text, html: html, attach: keys["attach"].flatMap { reader.stringList($0, at: "\(path).attach") } ?? [],
+            smtp: own ?? smtp
+        )
+    }
+
+    /// `smtp: {host, port, username, password, from, tls: starttls | tls | none, ca_file, timeout}`.
+    static func readSMTP(_ node: Node, at path: String, _ reader: NodeReader) -> SMTPSettings? {
+        guard let keys = reader.mapping(node, at: path, allowed: ["host", "port", "username", "password", "from", "tls", "ca_file", "timeout"]) else { return nil }
+        let before = reader.errors.count
+        let host = keys["host"].flatMap { reader.nonEmptyString($0, at: "\(path).host") }
+        if keys["host"] == nil { reader.error("\(path).host", "missing", node) }
+        let from = keys["from"].flatMap { reader.nonEmptyString($0, at: "\(path).from") }
+        if keys["from"] == nil { reader.error("\(path).from", "missing: the sender address", node) }
+        if let from, !from.contains("@") { reader.error("\(path).from", "'\(from)' is not an email address", keys["from"]) }
+        var tls = SMTPSettings.TLSMode.starttls
+        if let tlsNode = keys["tls"], let text = reader.nonEmptyString(tlsNode, at: "\(path).tls") {
+            if let mode = SMTPSettings.TLSMode(rawValue: text.lowercased()) { tls = mode } else { reader.error("\(path).tls", "expected starttls, tls or none", tlsNode) }
+        }
+        let port = keys["port"].flatMap { reader.int($0, at: "\(path).port", range: 1...65535) } ?? (tls == .implicit ? 465 : 587)
+        let username = keys["username"].flatMap { reader.string($0, at: "\(path).username") }.flatMap { $0.isEmpty ? nil : $0 }
+        let password = keys["password"].flatMap { reader.string($0, at: "\(path).password") }.flatMap { $0.isEmpty ? nil : $0 }
+        if (username == nil) != (password == nil) { reader.error(path, "username and password go together", node) }
+        if username != nil && tls == .none { reader.warning("\(path).tls", "the password would cross the network in clear text", node) }
+        let caFile = keys["ca_file"].flatMap { reader.nonEmptyString($0, at: "\(path).ca_file") }.map(reader.resolvePath)
+        let timeout = keys["timeout"].flatMap { duration($0, at: "\(path).timeout", reader) } ?? 30
+        guard reader.errors.count == before, let host, let from else { return nil }
+        return SMTPSettings(host: host, port: port, username: username, password: password, from: from, tls: tls, caFile: caFile, timeout: timeout)
     }
 
     private static func stringMap(_ node: Node, at path: String, _ reader: NodeReader) -> [String: String] {

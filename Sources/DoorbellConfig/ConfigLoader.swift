@@ -6,7 +6,7 @@ import Yams
 public enum ConfigLoader {
     static let topLevelKeys = ["server", "storage", "api", "smtp", "outbound", "retry", "sources", "automations", "endpoints", "pollers", "files_dir", "worker"]
     /// Sections of the contract that later releases act on; accepted now so one file serves both.
-    static let laterSections = ["smtp", "outbound", "endpoints", "pollers"]
+    static let laterSections = ["outbound", "endpoints", "pollers"]
 
     /// Loads the file at `path`, substituting `${VAR}` from `environment`.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
@@ -60,12 +60,13 @@ public enum ConfigLoader {
             reader.warning(section, "this section is accepted but not acted on by this build yet")
         }
         let retry = top["retry"].flatMap { AutomationReader.readRetry($0, at: "retry", reader) } ?? .default
-        let automations = top["automations"].map { AutomationReader.readAll($0, defaultRetry: retry, reader) } ?? []
+        let smtp = top["smtp"].flatMap { AutomationReader.readSMTP($0, at: "smtp", reader) }
+        let automations = top["automations"].map { AutomationReader.readAll($0, defaultRetry: retry, smtp: smtp, reader) } ?? []
         let filesDirectory = top["files_dir"].flatMap { reader.nonEmptyString($0, at: "files_dir") }.map(reader.resolvePath) ?? reader.directory
         let worker = top["worker"].flatMap { readWorker($0, reader) } ?? WorkerSettings()
         return Configuration(
             server: server, storage: storage, api: api, sources: sources, automations: automations,
-            retry: retry, filesDirectory: filesDirectory, worker: worker, directory: reader.directory
+            retry: retry, filesDirectory: filesDirectory, worker: worker, smtp: smtp, directory: reader.directory
         )
     }
 

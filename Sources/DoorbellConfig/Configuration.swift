@@ -14,6 +14,8 @@ public struct Configuration: Sendable {
     public var filesDirectory: String
     /// `worker:` — how many runs at once, and how long a claim lasts without renewal.
     public var worker: WorkerSettings
+    /// `smtp:` — the mail server `email` steps use unless they name their own.
+    public var smtp: SMTPSettings?
     /// The folder of the config file; relative paths resolve against it.
     public var directory: String
     /// Things that work but deserve attention (sections not yet implemented, odd secrets).
@@ -22,9 +24,10 @@ public struct Configuration: Sendable {
     public init(
         server: ServerSettings = .init(), storage: StorageLocation, api: APISettings = .init(), sources: [Source],
         automations: [Automation] = [], retry: RetryPolicy = .default, filesDirectory: String? = nil,
-        worker: WorkerSettings = .init(), directory: String, warnings: [ConfigIssue] = []
+        worker: WorkerSettings = .init(), smtp: SMTPSettings? = nil, directory: String, warnings: [ConfigIssue] = []
     ) {
         self.worker = worker
+        self.smtp = smtp
         self.server = server
         self.storage = storage
         self.api = api

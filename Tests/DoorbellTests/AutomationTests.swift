@@ -276,12 +276,14 @@ extension AutomationTests {
     @Test("examples/small-business runs end to end: doorbell trigger → HTTP calls, files, command, chained event")
     func smallBusinessExample() async throws {
         try await Receiver.with { receiver in
+            let smtp = try SMTPServer(mode: "plain", auth: false)
+            defer { smtp.stop() }
             let folder = try TemporaryFolder.make()
             for item in ["doorbell.yml", "templates"] {
                 try FileManager.default.copyItem(at: Self.exampleFolder.appendingPathComponent(item), to: folder.appendingPathComponent(item))
             }
             let config = folder.appendingPathComponent("doorbell.yml")
-            let environment = ["DOORBELL_LISTEN": "127.0.0.1:0", "SHOP_API": receiver.baseURL, "CRM_API": receiver.baseURL, "SLACK_WEBHOOK_URL": "\(receiver.baseURL)/slack"]
+            let environment = ["DOORBELL_LISTEN": "127.0.0.1:0", "SHOP_API": receiver.baseURL, "CRM_API": receiver.baseURL, "SLACK_WEBHOOK_URL": "\(receiver.baseURL)/slack", "SMTP_PORT": String(smtp.port)]
             let server = try ServeProcess(config: config, environment: environment)
             try server.start()
             defer { _ = server.terminate() }
@@ -290,6 +292,7 @@ extension AutomationTests {
                 #expect(sent.status == 0, "\(sent.stdout) \(sent.stderr)")
             }
             #expect(try await eventually(15) { receiver.requests("/api/erp/paid").count == 1 }, "the chained order.paid ran its automation")
+            #expect(try await eventually(5) { (try? smtp.messages().count) == 1 })
             #expect(receiver.requests("/api/orders/1042/paid").count == 1)
             #expect(receiver.requests("/api/contacts").first?.body.contains("Jenny Rosen") == true)
             #expect(receiver.requests("/slack").count == 2)
@@ -297,6 +300,9 @@ extension AutomationTests {
             #expect(invoices.count == 1)
             let invoice = try String(contentsOf: folder.appendingPathComponent("out/invoices/\(invoices[0])"), encoding: .utf8)
             #expect(invoice.contains("Order #1042"))
+            let mail = try #require(try smtp.messages().first, "the receipt was emailed")
+            #expect(mail["rcpt"] as? [String] == ["jenny.rosen@example.com"])
+            #expect(((mail["attachments"] as? [String: Any])?[invoices[0]] as? String)?.contains("Order #1042") == true, "with the invoice attached")
             let labels = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("out/labels").path)
             #expect(labels.count == 1)
             #expect(try await eventually(15) {

@@ -20,9 +20,11 @@ public enum StepAction: Sendable, Equatable {
     case exec(ExecStep)
     case file(FileStep)
     case emit(EmitStep)
+    case email(EmailStep)
 
     public var kind: String {
         switch self {
+        case .email: "email"
         case .http: "http"
         case .chat: "chat"
         case .exec: "exec"
@@ -122,4 +124,27 @@ public indirect enum TemplateValue: Sendable, Equatable {
     case null
     case array([TemplateValue])
     case object([String: TemplateValue])
+}
+
+/// `email`: a message over SMTP (the top-level `smtp:` settings, or the step's own).
+public struct EmailStep: Sendable, Equatable {
+    /// Recipients (templates); one entry may hold several addresses separated by commas.
+    public var to: [String]
+    public var cc: [String]
+    public var subject: String
+    public var text: String?
+    public var html: String?
+    /// Files to attach (templates), e.g. `{{steps.invoice.path}}`; they must lie below files_dir.
+    public var attach: [String]
+    public var smtp: SMTPSettings?
+
+    public init(to: [String], cc: [String] = [], subject: String, text: String?, html: String? = nil, attach: [String] = [], smtp: SMTPSettings? = nil) {
+        self.to = to
+        self.cc = cc
+        self.subject = subject
+        self.text = text
+        self.html = html
+        self.attach = attach
+        self.smtp = smtp
+    }
 }
