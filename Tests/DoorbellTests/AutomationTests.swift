@@ -317,3 +317,64 @@ extension AutomationTests {
         }
     }
 }
+
+extension AutomationTests {
+    @Test("faults: a hanging target times out and is retried; Retry-After is honoured; a command timeout and a template error fail clearly")
+    func faults() async throws {
+        try await Receiver.with { receiver in
+            let folder = try TemporaryFolder.make()
+            try "x".write(to: folder.appendingPathComponent("invoice.html"), atomically: true, encoding: .utf8)
+            let extra = """
+                  - id: hanging
+                    on: ["open:hang"]
+                    steps:
+                      - { id: call, http: { url: "\(receiver.baseURL)/hang", timeout: 300ms } }
+                  - id: throttled
+                    on: ["open:throttle"]
+                    steps:
+                      - { id: call, http: { url: "\(receiver.baseURL)/throttle" } }
+                  - id: slow-command
+                    on: ["open:sleep"]
+                    retry: { schedule: [0s], jitter: 0 }
+                    steps:
+                      - { id: nap, exec: { argv: ["sleep", "30"], timeout: 300ms } }
+                  - id: broken-template
+                    on: ["open:broken"]
+                    steps:
+                      - { id: call, http: { url: "\(receiver.baseURL)/x", body: "{{#unclosed}}" } }
+                """
+            receiver.delay("/hang", seconds: 2)
+            receiver.fail("/throttle", times: 1, status: 429, retryAfter: "1")
+            try await TestServer.with(config: Self.config(receiver: receiver.baseURL, extraAutomations: extra), directory: folder) { (server: TestServer) async throws in
+                let store = try #require(server.store as? any RunStore)
+                func send(_ type: String) async throws -> String {
+                    try #require(try await post("\(server.baseURL)/hooks/open", body: Array(#"{"type":"\#(type)"}"#.utf8)).json["id"] as? String)
+                }
+                func status(_ event: String) async throws -> RunRecord? { try await store.runs(eventID: event, limit: 1).first }
+
+                let hang = try await send("hang")
+                #expect(try await eventually { receiver.requests("/hang").count >= 2 }, "a timed-out call is retried")
+                #expect(try await status(hang)?.lastError?.contains("/hang") == true)
+                receiver.delay("/hang", seconds: 0)
+                #expect(try await eventually { try await status(hang)?.status == .succeeded })
+
+                let throttle = try await send("throttle")
+                #expect(try await eventually { try await status(throttle)?.status == .succeeded })
+                let times = receiver.timeline("/throttle").map(\.start)
+                #expect(times.count == 2)
+                #expect(times[1].timeIntervalSince(times[0]) >= 0.95, "Retry-After: 1 beats the 50 ms schedule")
+
+                let started = Date()
+                let sleep = try await send("sleep")
+                #expect(try await eventually { try await status(sleep)?.status == .dead })
+                #expect(Date().timeIntervalSince(started) < 10, "the command was stopped at its timeout")
+                #expect(try await status(sleep)?.lastError?.contains("timed out") == true)
+
+                let broken = try await send("broken")
+                #expect(try await eventually { try await status(broken)?.status == .dead }, "a template error is not retried")
+                #expect(try await status(broken)?.lastError?.contains("template error") == true)
+                #expect(receiver.requests("/x").isEmpty)
+            }
+        }
+    }
+}
