@@ -23,12 +23,7 @@ public enum EventContext {
         let contentType = event.headers.first { $0.name == "content-type" }?.value.lowercased() ?? ""
         if contentType.hasPrefix("application/x-www-form-urlencoded") {
             var fields: [String: Any] = [:]
-            for pair in String(decoding: event.body, as: UTF8.self).split(separator: "&") {
-                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                let decode = { (text: Substring) in text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(text) }
-                let name = decode(parts[0])
-                if fields[name] == nil { fields[name] = parts.count > 1 ? decode(parts[1]) : "" }
-            }
+            for (name, value) in FormFields.pairs(event.body) where fields[name] == nil { fields[name] = value }
             return fields
         }
         if let value = try? JSONSerialization.jsonObject(with: Data(event.body), options: [.fragmentsAllowed]) {
