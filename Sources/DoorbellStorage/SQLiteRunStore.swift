@@ -7,26 +7,30 @@ import GRDB
 extension SQLiteEventStore {
     public func claimDueRuns(owner: String, limit: Int, now: Date, leaseUntil: Date) async throws -> [RunRecord] {
         let nowMillis = now.millis
+        // One branch per status, each walking the (status, due_at) index in order and stopping at
+        // `limit`: a large backlog of due runs is never collected and sorted just to take a few.
+        let ordering = """
+            (r.concurrency_key IS NULL OR (
+                -- Arrival order: nothing earlier with the same key still waits to start…
+                NOT EXISTS (
+                    SELECT 1 FROM runs e
+                    WHERE e.automation = r.automation AND e.concurrency_key = r.concurrency_key
+                      AND e.rowid < r.rowid AND e.status IN ('pending', 'waiting_retry'))
+                -- …and fewer than `limit` with the same key hold a live lease.
+                AND (SELECT COUNT(*) FROM runs x
+                     WHERE x.automation = r.automation AND x.concurrency_key = r.concurrency_key
+                       AND x.status = 'running' AND x.id != r.id AND x.lease_until >= \(nowMillis)) < r.concurrency_limit))
+            """
+        let branch = { (status: String, due: String) in
+            "SELECT * FROM (SELECT r.id, r.due_at, r.rowid AS rid FROM runs r WHERE r.status = '\(status)' AND \(due) <= \(nowMillis) AND \(ordering) ORDER BY \(due), r.rowid LIMIT \(limit))"
+        }
+        let candidates = [branch("pending", "r.due_at"), branch("waiting_retry", "r.due_at"), branch("running", "r.lease_until")].joined(separator: " UNION ALL ")
         return try await pool.write { db in
             try Row.fetchAll(db, sql: """
                 UPDATE runs SET status = 'running', lease_owner = ?, lease_until = ?, updated_at = ?
-                WHERE id IN (
-                    SELECT r.id FROM runs r
-                    WHERE ((r.status IN ('pending', 'waiting_retry') AND r.due_at <= ?)
-                        OR (r.status = 'running' AND r.lease_until < ?))
-                      AND (r.concurrency_key IS NULL OR (
-                        -- Arrival order: nothing earlier with the same key still waits to start…
-                        NOT EXISTS (
-                            SELECT 1 FROM runs e
-                            WHERE e.automation = r.automation AND e.concurrency_key = r.concurrency_key
-                              AND e.rowid < r.rowid AND e.status IN ('pending', 'waiting_retry'))
-                        -- …and fewer than `limit` with the same key hold a live lease.
-                        AND (SELECT COUNT(*) FROM runs x
-                             WHERE x.automation = r.automation AND x.concurrency_key = r.concurrency_key
-                               AND x.status = 'running' AND x.id != r.id AND x.lease_until >= ?) < r.concurrency_limit))
-                    ORDER BY r.due_at, r.rowid LIMIT ?)
+                WHERE id IN (SELECT id FROM (\(candidates)) ORDER BY due_at, rid LIMIT ?)
                 RETURNING *
-                """, arguments: [owner, leaseUntil.millis, nowMillis, nowMillis, nowMillis, nowMillis, limit]
+                """, arguments: [owner, leaseUntil.millis, nowMillis, limit]
             ).map(Self.runRecord).sorted { $0.dueAt < $1.dueAt }
         }
     }
