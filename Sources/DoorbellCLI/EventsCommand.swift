@@ -1,4 +1,5 @@
 import ArgumentParser
+import DoorbellConfig
 import DoorbellCore
 import DoorbellStorage
 import Foundation
@@ -22,7 +23,7 @@ struct EventsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() async throws {
-            let store = try openStore(options)
+            let store = try openStore(try options.load())
             let query = EventQuery(source: source, type: type, limit: max(1, limit))
             let events = try await store.events(matching: query)
             try await store.close()
@@ -51,7 +52,7 @@ struct EventsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let store = try openStore(options)
+            let store = try openStore(try options.load())
             let found = try await store.event(id: id)
             try await store.close()
             guard let stored = found else {
@@ -76,8 +77,8 @@ struct EventsCommand: AsyncParsableCommand {
     }
 }
 
-private func openStore(_ options: ConfigOption) throws -> any EventStore {
-    let configuration = try options.load()
+/// Opens the store a config names, for commands that read it; exits 1 with the reason if it cannot.
+func openStore(_ configuration: Configuration) throws -> any EventStore {
     var logger = Logger(label: "doorbell")
     logger.logLevel = .error
     do {

@@ -24,7 +24,7 @@ struct RunsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() async throws {
-            let store = try openRunStore(options)
+            let store = try openRunStore(try options.load())
             let runs = try await store.runs(matching: RunQuery(eventID: event, automation: automation, statuses: status.map { [$0] } ?? [], limit: max(1, limit)))
             try await store.close()
             if json {
@@ -50,7 +50,7 @@ struct RunsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let store = try openRunStore(options)
+            let store = try openRunStore(try options.load())
             guard let run = try await store.run(id: id) else {
                 try await store.close()
                 printError("doorbell: no run with id '\(id)'")
@@ -117,7 +117,7 @@ struct ReplayCommand: AsyncParsableCommand {
             printError("doorbell: no automation '\(automation)' in \(options.config)")
             throw ExitCode(1)
         }
-        let store = try openRunStore(options)
+        let store = try openRunStore(configuration)
         var started = false
         if let event, let automation {
             started = try await store.startRun(eventID: event, automation: automation, now: Date())
@@ -131,22 +131,13 @@ struct ReplayCommand: AsyncParsableCommand {
 
 extension RunStatus: ExpressibleByArgument {}
 
-private func openRunStore(_ options: ConfigOption) throws -> any EventStore & RunStore {
-    let configuration = try options.load()
-    var logger = Logger(label: "doorbell")
-    logger.logLevel = .error
-    do {
-        guard let store = try StoreFactory.open(configuration.storage, logger: logger) as? any EventStore & RunStore else {
-            printError("doorbell: this storage keeps no runs")
-            throw ExitCode(1)
-        }
-        return store
-    } catch let exit as ExitCode {
-        throw exit
-    } catch {
-        printError("doorbell: cannot open storage \(configuration.storage): \(error)")
+/// The store as a run store; every backend that keeps runs conforms.
+private func openRunStore(_ configuration: Configuration) throws -> any EventStore & RunStore {
+    guard let store = try openStore(configuration) as? any EventStore & RunStore else {
+        printError("doorbell: this storage keeps no runs")
         throw ExitCode(1)
     }
+    return store
 }
 
 /// The JSON shape of a run in CLI output.
