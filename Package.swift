@@ -47,11 +47,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        /// Automations: matching events, templates, step executors and the run worker.
+        /// Automations and deliveries: matching, templates, step executors, outbound webhooks (signing,
+        /// endpoint health, the SSRF guard) and the worker that runs both from one queue.
         .target(
             name: "DoorbellAutomation",
             dependencies: [
-                "DoorbellCore", "DoorbellStorage",
+                "DoorbellCore", "DoorbellStorage", "DoorbellVerification",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
@@ -70,6 +71,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         /// Commands: serve, check, events, trigger. Sample events (fixtures) live here.

@@ -6,16 +6,19 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// Claims due runs and carries them out, step by step. Push-based: storing an event calls `wake()`;
-/// otherwise the worker sleeps until the next due retry or lease expiry, never on a fixed interval.
-/// On graceful shutdown it stops claiming and lets running steps finish.
+/// Claims due runs — automation runs and deliveries, one queue — and carries them out. Push-based:
+/// storing an event calls `wake()`; otherwise the worker sleeps until the next due retry or lease
+/// expiry, never on a fixed interval. On graceful shutdown it stops claiming and lets running steps finish.
 public final class RunWorker: Service, Sendable {
-    public typealias Store = EventStore & RunStore
+    public typealias Store = DoorbellStore
 
     private let store: any Store
     private let automations: [String: Automation]
     private let executor: StepExecutor
-    private let httpClient: HTTPClient
+    private let deliverer: Deliverer
+    private let directory: EndpointDirectory
+    private let http: OutboundHTTP
+    private let now: @Sendable () -> Date
     private let logger: Logger
     private let owner = "worker-" + UUID().uuidString.prefix(8).lowercased()
     private let concurrency: Int
@@ -24,26 +27,37 @@ public final class RunWorker: Service, Sendable {
     private let inFlight = Mutex(0)
     static let idleCheck = 5.0
 
-    public init(store: any Store, automations: [Automation], filesDirectory: String, logger: Logger, concurrency: Int = 16, lease: Double = 60) {
+    public init(
+        store: any Store, planner: EventPlanner, filesDirectory: String, logger: Logger, concurrency: Int = 16, lease: Double = 60,
+        outbound: OutboundSettings = .init(), retry: RetryPolicy = .default, now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.store = store
-        self.automations = Dictionary(automations.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        var configuration = HTTPClient.Configuration()
-        configuration.redirectConfiguration = .disallow
-        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = concurrency
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        self.httpClient = client
+        self.automations = Dictionary(planner.matcher.automations.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let http = OutboundHTTP(policy: outbound.addressPolicy, concurrency: concurrency)
+        self.http = http
+        self.directory = planner.directory
+        self.now = now
         self.logger = logger
         self.concurrency = concurrency
         self.lease = lease
         let signal = self.signal
+        let storeEmitted: @Sendable (NewEvent) async throws -> IngestOutcome = { event in
+            let outcome = try await store.ingest(event)
+            if !outcome.duplicate && !event.automations.isEmpty { signal.signal() }
+            return outcome
+        }
         self.executor = StepExecutor(
-            httpClient: client, filesDirectory: filesDirectory,
-            storeEmitted: { event in
-                let outcome = try await store.ingest(event)
-                if !outcome.duplicate && !event.automations.isEmpty { signal.signal() }
-                return outcome
+            http: http, filesDirectory: filesDirectory, storeEmitted: storeEmitted,
+            planRuns: { runs, eventID in
+                let created = try await store.plan(runs, eventID: eventID, now: Date())
+                if created > 0 { signal.signal() }
+                return created
             },
-            matcher: AutomationMatcher(automations: automations), maxChainDepth: 8
+            planner: planner, maxChainDepth: 8
+        )
+        self.deliverer = Deliverer(
+            store: store, http: http, directory: planner.directory, settings: outbound, retry: retry, logger: logger, now: now,
+            publish: { event in _ = try await storeEmitted(planner.plan(event)) }
         )
     }
 
@@ -59,7 +73,7 @@ public final class RunWorker: Service, Sendable {
                     let free = concurrency - inFlight.withLock { $0 }
                     var claimed: [RunRecord] = []
                     if free > 0 {
-                        let now = Date()
+                        let now = self.now()
                         do {
                             claimed = try await store.claimDueRuns(owner: owner, limit: free, now: now, leaseUntil: now.addingTimeInterval(lease))
                         } catch {
@@ -75,25 +89,40 @@ public final class RunWorker: Service, Sendable {
                         }
                     }
                     if !claimed.isEmpty && claimed.count == free { continue }
-                    await signal.wait(timeout: await sleepTime())
+                    let sleep = await sleepTime()
+                    await signal.wait(timeout: sleep.duration)
+                    if sleep.idle {
+                        // Endpoints added or enabled by the CLI in another process.
+                        try? await directory.reload(from: store)
+                    }
                 }
             }
         } onGracefulShutdown: {
             self.signal.signal()
         }
-        try await httpClient.shutdown()
+        try await http.shutdown()
     }
 
     /// Until the next due run or lease expiry, and at most `idleCheck` — the safety net for work made
     /// due by another process (`doorbell` CLI replay) that cannot wake this one.
-    private func sleepTime() async -> Duration {
-        guard let due = try? await store.nextDueDate() else { return .seconds(Self.idleCheck) }
-        let seconds = min(Self.idleCheck, max(0.001, due.timeIntervalSinceNow + 0.002))
-        return .milliseconds(Int64(seconds * 1000))
+    private func sleepTime() async -> (duration: Duration, idle: Bool) {
+        guard let due = try? await store.nextDueDate() else { return (.seconds(Self.idleCheck), true) }
+        let wait = due.timeIntervalSince(now()) + 0.002
+        let seconds = min(Self.idleCheck, max(0.001, wait))
+        return (.milliseconds(Int64(seconds * 1000)), wait >= Self.idleCheck)
     }
 
     /// Runs the claimed run from its next step until it finishes, waits for a retry, or dies.
     private func execute(_ record: RunRecord) async {
+        if record.endpoint != nil {
+            do {
+                try await deliverer.deliver(record, owner: owner)
+            } catch {
+                // Storage failed: the lease expires and the delivery is tried again (same webhook-id).
+                logger.error("delivery interrupted by storage", metadata: ["delivery": "\(record.id)", "error": "\(error)"])
+            }
+            return
+        }
         var logger = self.logger
         logger[metadataKey: "run"] = .string(record.id)
         logger[metadataKey: "automation"] = .string(record.automation)

@@ -29,11 +29,14 @@ struct StepInput {
 
 /// Runs one step: renders its templates, performs the action, returns its output (a JSON object).
 struct StepExecutor: Sendable {
-    let httpClient: HTTPClient
+    /// Every request goes through the SSRF guard.
+    let http: OutboundHTTP
     let filesDirectory: String
     /// Stores an emitted event (with its runs) and wakes the worker.
     let storeEmitted: @Sendable (NewEvent) async throws -> IngestOutcome
-    let matcher: AutomationMatcher
+    /// Adds deliveries to an event already stored (a `deliver` step relaying its run's event).
+    let planRuns: @Sendable ([PlannedRun], String) async throws -> Int
+    let planner: EventPlanner
     let maxChainDepth: Int
 
     func run(_ step: Step, _ input: StepInput) async throws(StepFailure) -> [String: Any] {
@@ -45,9 +48,12 @@ struct StepExecutor: Sendable {
             case .file(let file): return try runFile(file, input)
             case .emit(let emit): return try await runEmit(emit, step: step, input)
             case .email(let email): return try await runEmail(email, step: step, input)
+            case .deliver(let deliver): return try await runDeliver(deliver, step: step, input)
             }
         } catch let failure as StepFailure {
             throw failure
+        } catch let refusal as OutboundRefusal {
+            throw StepFailure(refusal.description, retryable: false)
         } catch let error as Templates.RenderError {
             throw StepFailure(error.description, retryable: false)
         } catch {
@@ -98,7 +104,7 @@ struct StepExecutor: Sendable {
     /// Sends a request; 2xx (or an `expect`ed status) is success; 408/409/425/429 and 5xx, timeouts and
     /// connection errors are worth retrying; other statuses, including redirects, are not.
     private func send(method: String, url: String, headers: HTTPHeaders, body: [UInt8]?, timeout: Double, expect: [Int]) async throws -> [String: Any] {
-        guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+        guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), parsed.host != nil else {
             throw StepFailure("not an http(s) URL: '\(url)'", retryable: false)
         }
         var request = HTTPClientRequest(url: url)
@@ -108,8 +114,10 @@ struct StepExecutor: Sendable {
         let response: HTTPClientResponse
         let bytes: ByteBuffer
         do {
-            response = try await httpClient.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
+            response = try await http.execute(request, timeout: timeout)
             bytes = try await response.body.collect(upTo: 1 << 20)
+        } catch let refusal as OutboundRefusal {
+            throw StepFailure(refusal.description, retryable: false)
         } catch {
             throw StepFailure("\(method) \(url): \(error)", retryable: true)
         }
@@ -226,8 +234,29 @@ struct StepExecutor: Sendable {
             source: input.event.source, type: type, providerID: "\(input.runID)-\(step.id)",
             headers: [Header(name: "Content-Type", value: "application/json")], body: [UInt8](data), depth: input.event.depth + 1
         )
-        event.automations = matcher.matching(event)
-        let outcome = try await storeEmitted(event)
+        let outcome = try await storeEmitted(planner.plan(event))
         return ["event_id": outcome.id, "type": type]
+    }
+
+    /// Without a type: the run's own event goes to the endpoints (a relay). With a type: a new event
+    /// of ours is published to them (it starts no automations; `emit` is for that).
+    private func runDeliver(_ deliver: DeliverStep, step: Step, _ input: StepInput) async throws -> [String: Any] {
+        guard let typeTemplate = deliver.type else {
+            let runs = planner.directory.deliveries(for: input.event, only: deliver.endpoints.isEmpty ? planner.directory.all.map(\.id) : deliver.endpoints)
+            let created = try await planRuns(runs, input.event.id)
+            return ["event_id": input.event.id, "deliveries": runs.map { $0.endpoint ?? "" }, "created": created]
+        }
+        guard input.event.depth < maxChainDepth else {
+            throw StepFailure("chain depth limit \(maxChainDepth) reached: a deliver loop?", retryable: false)
+        }
+        let type = try Templates.render(typeTemplate, input.context)
+        let data = try JSONSerialization.data(withJSONObject: try Templates.render(deliver.data ?? .object([:]), input.context), options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes])
+        var event = NewEvent(
+            source: input.event.source, type: type, providerID: "\(input.runID)-\(step.id)",
+            headers: [Header(name: "Content-Type", value: "application/json")], body: [UInt8](data), depth: input.event.depth + 1
+        )
+        event.automations = planner.directory.deliveries(for: event, only: deliver.endpoints)
+        let outcome = try await storeEmitted(event)
+        return ["event_id": outcome.id, "type": type, "deliveries": event.automations.map { $0.endpoint ?? "" }]
     }
 }

@@ -78,7 +78,7 @@ struct EventsCommand: AsyncParsableCommand {
 }
 
 /// Opens the store a config names, for commands that read it; exits 1 with the reason if it cannot.
-func openStore(_ configuration: Configuration) throws -> any EventStore {
+func openStore(_ configuration: Configuration) throws -> any DoorbellStore {
     var logger = Logger(label: "doorbell")
     logger.logLevel = .error
     do {

@@ -22,7 +22,7 @@ struct ServeCommand: AsyncParsableCommand {
         for warning in configuration.warnings {
             logger.warning("config: \(warning)")
         }
-        let store: any EventStore
+        let store: any DoorbellStore
         do {
             store = try StoreFactory.open(configuration.storage, logger: logger)
         } catch {
@@ -30,7 +30,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let sourceCount = configuration.sources.count
-        let app = DoorbellApplication.make(configuration: configuration, store: store, logger: logger, onServerRunning: { channel in
+        let app = try await DoorbellApplication.make(configuration: configuration, store: store, logger: logger, onServerRunning: { channel in
             let address = channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
             logger.notice("doorbell listening on \(address) with \(sourceCount) source(s)")
         })

@@ -103,6 +103,7 @@ enum AutomationReader {
         case "file": action = readFile(body, at: actionPath, reader).map(StepAction.file)
         case "emit": action = readEmit(body, at: actionPath, reader).map(StepAction.emit)
         case "email": action = readEmail(body, at: actionPath, smtp: smtp, reader).map(StepAction.email)
+        case "deliver": action = readDeliver(body, at: actionPath, reader).map(StepAction.deliver)
         default:
             reader.error(actionPath, "'\(kind)' steps are not supported by this build yet", body)
             action = nil
@@ -198,6 +199,19 @@ enum AutomationReader {
         return EmitStep(type: type, data: keys["data"].map { templateValue($0, at: "\(path).data", reader) } ?? .object([:]))
     }
 
+    private static func readDeliver(_ node: Node, at path: String, _ reader: NodeReader) -> DeliverStep? {
+        // `deliver: {}` relays the run's event; a mapping may name a type/data and endpoints.
+        if case .scalar(let scalar) = node, scalar.string.isEmpty || scalar.string == "~" { return DeliverStep() }
+        guard let keys = reader.mapping(node, at: path, allowed: ["type", "data", "endpoints"]) else { return nil }
+        let type = keys["type"].flatMap { reader.nonEmptyString($0, at: "\(path).type") }
+        if keys["data"] != nil && keys["type"] == nil {
+            reader.error("\(path).data", "data needs a type: deliver {type, data} publishes a new event", node)
+        }
+        let data = keys["data"].map { templateValue($0, at: "\(path).data", reader) }
+        let endpoints = keys["endpoints"].flatMap { reader.stringList($0, at: "\(path).endpoints") } ?? []
+        return DeliverStep(type: type, data: type == nil ? nil : (data ?? .object([:])), endpoints: endpoints)
+    }
+
     private static func readEmail(_ node: Node, at path: String, smtp: SMTPSettings?, _ reader: NodeReader) -> EmailStep? {
         guard let keys = reader.mapping(node, at: path, allowed: ["to", "cc", "subject", "text", "html", "attach", "smtp"]) else { return nil }
         let to = keys["to"].flatMap { reader.stringList($0, at: "\(path).to") } ?? []
@@ -242,7 +256,7 @@ enum AutomationReader {
         return SMTPSettings(host: host, port: port, username: username, password: password, from: from, tls: tls, caFile: caFile, timeout: timeout)
     }
 
-    private static func stringMap(_ node: Node, at path: String, _ reader: NodeReader) -> [String: String] {
+    static func stringMap(_ node: Node, at path: String, _ reader: NodeReader) -> [String: String] {
         guard case .mapping(let mapping) = node else {
             reader.error(path, "expected a mapping", node)
             return [:]

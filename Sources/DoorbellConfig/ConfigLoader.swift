@@ -6,7 +6,7 @@ import Yams
 public enum ConfigLoader {
     static let topLevelKeys = ["server", "storage", "api", "smtp", "outbound", "retry", "sources", "automations", "endpoints", "pollers", "files_dir", "worker"]
     /// Sections of the contract that later releases act on; accepted now so one file serves both.
-    static let laterSections = ["outbound", "endpoints", "pollers"]
+    static let laterSections = ["pollers"]
 
     /// Loads the file at `path`, substituting `${VAR}` from `environment`.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
@@ -64,10 +64,36 @@ public enum ConfigLoader {
         let automations = top["automations"].map { AutomationReader.readAll($0, defaultRetry: retry, smtp: smtp, reader) } ?? []
         let filesDirectory = top["files_dir"].flatMap { reader.nonEmptyString($0, at: "files_dir") }.map(reader.resolvePath) ?? reader.directory
         let worker = top["worker"].flatMap { readWorker($0, reader) } ?? WorkerSettings()
+        let outbound = top["outbound"].flatMap { OutboundReader.readSettings($0, reader) } ?? OutboundSettings()
+        let endpoints = top["endpoints"].map { OutboundReader.readEndpoints($0, reader) } ?? []
+        checkEndpointReferences(sources: sources, automations: automations, endpoints: endpoints, reader)
         return Configuration(
             server: server, storage: storage, api: api, sources: sources, automations: automations,
-            retry: retry, filesDirectory: filesDirectory, worker: worker, smtp: smtp, directory: reader.directory
+            retry: retry, filesDirectory: filesDirectory, worker: worker, smtp: smtp, outbound: outbound,
+            endpoints: endpoints, directory: reader.directory
         )
+    }
+
+    /// `forward_to` and `deliver.endpoints` may name endpoints added later through the API, so an id
+    /// the file does not declare is a warning, not an error.
+    private static func checkEndpointReferences(sources: [Source], automations: [Automation], endpoints: [Endpoint], _ reader: NodeReader) {
+        let known = Set(endpoints.map(\.id))
+        for (index, source) in sources.enumerated() {
+            for id in source.forwardTo where !known.contains(id) {
+                reader.warning("sources[\(index)].forward_to", "endpoint '\(id)' is not declared under endpoints: (it must be added through the API)")
+            }
+            if source.id == "api" || source.id == "doorbell" {
+                reader.error("sources[\(index)].id", "'\(source.id)' is reserved: events published through the API use source 'api', Doorbell's own notices 'doorbell'")
+            }
+        }
+        for (index, automation) in automations.enumerated() {
+            for (stepIndex, step) in automation.steps.enumerated() {
+                guard case .deliver(let deliver) = step.action else { continue }
+                for id in deliver.endpoints where !known.contains(id) {
+                    reader.warning("automations[\(index)].steps[\(stepIndex)].deliver.endpoints", "endpoint '\(id)' is not declared under endpoints: (it must be added through the API)")
+                }
+            }
+        }
     }
 
     private static func readServer(_ node: Node, _ reader: NodeReader) -> ServerSettings? {

@@ -14,6 +14,10 @@ public struct Configuration: Sendable {
     public var filesDirectory: String
     /// `worker:` — how many runs at once, and how long a claim lasts without renewal.
     public var worker: WorkerSettings
+    /// `outbound:` — timeouts and the SSRF guard for every request Doorbell makes.
+    public var outbound: OutboundSettings
+    /// `endpoints:` — subscribers declared in the file (more may be added through the API).
+    public var endpoints: [Endpoint]
     /// `smtp:` — the mail server `email` steps use unless they name their own.
     public var smtp: SMTPSettings?
     /// The folder of the config file; relative paths resolve against it.
@@ -24,8 +28,11 @@ public struct Configuration: Sendable {
     public init(
         server: ServerSettings = .init(), storage: StorageLocation, api: APISettings = .init(), sources: [Source],
         automations: [Automation] = [], retry: RetryPolicy = .default, filesDirectory: String? = nil,
-        worker: WorkerSettings = .init(), smtp: SMTPSettings? = nil, directory: String, warnings: [ConfigIssue] = []
+        worker: WorkerSettings = .init(), smtp: SMTPSettings? = nil, outbound: OutboundSettings = .init(), endpoints: [Endpoint] = [],
+        directory: String, warnings: [ConfigIssue] = []
     ) {
+        self.outbound = outbound
+        self.endpoints = endpoints
         self.worker = worker
         self.smtp = smtp
         self.server = server

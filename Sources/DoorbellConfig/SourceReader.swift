@@ -3,7 +3,7 @@ import Yams
 
 /// Reads one entry of `sources:`.
 enum SourceReader {
-    static let keys = ["id", "provider", "secrets", "secret", "secret_file", "tolerance", "allow_ips", "max_body", "hmac", "event_type", "event_id"]
+    static let keys = ["id", "provider", "secrets", "secret", "secret_file", "tolerance", "allow_ips", "max_body", "hmac", "event_type", "event_id", "forward_to"]
 
     static func read(_ node: Node, at path: String, _ reader: NodeReader) -> Source? {
         guard let keys = reader.mapping(node, at: path, allowed: keys) else { return nil }
@@ -114,8 +114,10 @@ enum SourceReader {
             reader.error("\(path).event_id", "'\(literal)' would give every event the same dedupe key; use a JSON pointer (/id) or header:Name", keys["event_id"])
         }
 
+        let forwardTo = keys["forward_to"].flatMap { reader.stringList($0, at: "\(path).forward_to") } ?? []
+
         guard reader.errors.count == errorsBefore else { return nil }
-        return Source(id: id, provider: provider, secrets: secrets, tolerance: tolerance, allowIPs: allowIPs, maxBody: maxBody, hmac: hmac, eventType: eventType, eventID: eventID)
+        return Source(id: id, provider: provider, secrets: secrets, tolerance: tolerance, allowIPs: allowIPs, maxBody: maxBody, hmac: hmac, eventType: eventType, eventID: eventID, forwardTo: forwardTo)
     }
 
     /// A hint when a secret does not look like what the provider issues (it may still be right).

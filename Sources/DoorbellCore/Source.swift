@@ -21,6 +21,8 @@ public struct Source: Sendable, Equatable {
     public var eventType: ValueRule?
     /// Where the dedupe key (the provider's own id) comes from, overriding the provider's convention.
     public var eventID: ValueRule?
+    /// Endpoints every event of this source is relayed to (re-signed by Doorbell), `forward_to:`.
+    public var forwardTo: [String]
 
     public init(
         id: String,
@@ -31,8 +33,10 @@ public struct Source: Sendable, Equatable {
         maxBody: Int = Source.defaultMaxBody,
         hmac: HMACSettings? = nil,
         eventType: ValueRule? = nil,
-        eventID: ValueRule? = nil
+        eventID: ValueRule? = nil,
+        forwardTo: [String] = []
     ) {
+        self.forwardTo = forwardTo
         self.id = id
         self.provider = provider
         self.secrets = secrets

@@ -12,26 +12,28 @@ import ServiceLifecycle
 public enum DoorbellApplication {
     /// The application, ready for `runService()`. The store is closed after the server has stopped
     /// and finished its in-flight requests (services shut down in reverse order of start).
+    /// Endpoints declared in the file are written to the store first, so the first request already
+    /// fans out to them.
     public static func make(
         configuration: Configuration,
-        store: any EventStore,
+        store: any DoorbellStore,
         logger: Logger,
         now: @escaping @Sendable () -> Date = { Date() },
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
+    ) async throws -> some ApplicationProtocol {
         let router = Router(context: DoorbellRequestContext.self)
         let metrics = IngestMetrics(sources: configuration.sources)
-        var services: [any Service] = [StoreService(store: store, logger: logger)]
-        var runWorker: RunWorker?
-        if !configuration.automations.isEmpty, let runStore = store as? any RunWorker.Store {
-            runWorker = RunWorker(
-                store: runStore, automations: configuration.automations, filesDirectory: configuration.filesDirectory,
-                logger: logger, concurrency: configuration.worker.concurrency, lease: configuration.worker.lease
-            )
-            services.append(runWorker!)
-        }
-        let worker = runWorker
-        IngestController(configuration: configuration, store: store, metrics: metrics, onRunsCreated: { worker?.wake() }, now: now).addRoutes(to: router)
+        try await store.syncConfigured(configuration.endpoints, overlap: configuration.outbound.rotationOverlap, now: now())
+        let directory = EndpointDirectory(try await store.endpoints())
+        let planner = EventPlanner(automations: configuration.automations, directory: directory, sources: configuration.sources)
+        let worker = RunWorker(
+            store: store, planner: planner, filesDirectory: configuration.filesDirectory, logger: logger,
+            concurrency: configuration.worker.concurrency, lease: configuration.worker.lease,
+            outbound: configuration.outbound, retry: configuration.retry, now: now
+        )
+        let services: [any Service] = [StoreService(store: store, logger: logger), worker]
+        IngestController(configuration: configuration, store: store, planner: planner, metrics: metrics, onRunsCreated: { worker.wake() }, now: now).addRoutes(to: router)
+        APIController(configuration: configuration, store: store, planner: planner, wake: { worker.wake() }, now: now).addRoutes(to: router)
         HealthController(store: store).addRoutes(to: router)
         router.get("/metrics") { _, _ in
             Response(

@@ -22,12 +22,12 @@ struct IngestController: Sendable {
     let clientAddress: ClientAddress
     let store: any EventStore
     let metrics: IngestMetrics
-    let matcher: AutomationMatcher
+    let planner: EventPlanner
     /// Called after an event that started runs is stored (wakes the run worker).
     let onRunsCreated: @Sendable () -> Void
     let now: @Sendable () -> Date
 
-    init(configuration: Configuration, store: any EventStore, metrics: IngestMetrics, onRunsCreated: @escaping @Sendable () -> Void, now: @escaping @Sendable () -> Date) {
+    init(configuration: Configuration, store: any EventStore, planner: EventPlanner, metrics: IngestMetrics, onRunsCreated: @escaping @Sendable () -> Void, now: @escaping @Sendable () -> Date) {
         var prepared: [String: PreparedSource] = [:]
         for source in configuration.sources {
             prepared[source.id] = PreparedSource(
@@ -41,7 +41,7 @@ struct IngestController: Sendable {
         self.clientAddress = ClientAddress(trustedProxies: configuration.server.trustedProxies.compactMap(CIDR.init))
         self.store = store
         self.metrics = metrics
-        self.matcher = AutomationMatcher(automations: configuration.automations)
+        self.planner = planner
         self.onRunsCreated = onRunsCreated
         self.now = now
     }
@@ -101,8 +101,7 @@ struct IngestController: Sendable {
             return refuse(.badRequest, "malformed_body", error.description)
         }
 
-        var event = NewEvent(source: source.id, type: identity.type, providerID: identity.providerID, receivedAt: receivedAt, headers: headers, body: body)
-        event.automations = matcher.matching(event)
+        let event = planner.plan(NewEvent(source: source.id, type: identity.type, providerID: identity.providerID, receivedAt: receivedAt, headers: headers, body: body))
         do {
             let outcome = try await store.ingest(event)
             if !outcome.duplicate && !event.automations.isEmpty { onRunsCreated() }

@@ -21,6 +21,9 @@ public protocol EventStore: Sendable {
     func close() async throws
 }
 
+/// Everything the server needs from one backend: events, the run queue, endpoints and attempts.
+public typealias DoorbellStore = EventStore & RunStore & DeliveryStore
+
 /// A filter over events; nil fields match everything.
 public struct EventQuery: Sendable, Equatable {
     public var source: String?

@@ -40,9 +40,15 @@ public struct RunQuery: Sendable, Equatable {
     public var statuses: [RunStatus]
     public var since: Date?
     public var until: Date?
+    /// Only deliveries to this endpoint.
+    public var endpoint: String?
+    /// true: only deliveries; false: only automation runs; nil: both.
+    public var deliveries: Bool?
     public var limit: Int
 
-    public init(eventID: String? = nil, automation: String? = nil, source: String? = nil, type: String? = nil, statuses: [RunStatus] = [], since: Date? = nil, until: Date? = nil, limit: Int = 50) {
+    public init(eventID: String? = nil, automation: String? = nil, source: String? = nil, type: String? = nil, statuses: [RunStatus] = [], since: Date? = nil, until: Date? = nil, endpoint: String? = nil, deliveries: Bool? = nil, limit: Int = 50) {
+        self.endpoint = endpoint
+        self.deliveries = deliveries
         self.eventID = eventID
         self.automation = automation
         self.source = source
@@ -64,8 +70,11 @@ public struct RunRecord: Sendable, Equatable {
     public var attempt: Int
     public var dueAt: Date
     public var lastError: String?
+    /// Set for a delivery: the endpoint it goes to.
+    public var endpoint: String?
 
-    public init(id: String, eventID: String, automation: String, status: RunStatus, nextStep: Int, attempt: Int, dueAt: Date, lastError: String?) {
+    public init(id: String, eventID: String, automation: String, status: RunStatus, nextStep: Int, attempt: Int, dueAt: Date, lastError: String?, endpoint: String? = nil) {
+        self.endpoint = endpoint
         self.id = id
         self.eventID = eventID
         self.automation = automation

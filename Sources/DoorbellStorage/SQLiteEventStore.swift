@@ -47,8 +47,9 @@ public final class SQLiteEventStore: EventStore, RunStore {
             ON CONFLICT (source, provider_id) DO NOTHING
             """)
         let insertRun = try db.cachedStatement(sql: """
-            INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at, concurrency_key, concurrency_limit)
-            VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)
+            INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at, concurrency_key, concurrency_limit, endpoint)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (event_id, automation) DO NOTHING
             """)
         let findDuplicate = try db.cachedStatement(sql: "SELECT id FROM events WHERE source = ? AND provider_id = ?")
         var outcomes: [IngestOutcome] = []
@@ -68,8 +69,9 @@ public final class SQLiteEventStore: EventStore, RunStore {
                 let millis = Int64((event.receivedAt.timeIntervalSince1970 * 1000).rounded())
                 for run in event.automations {
                     try insertRun.execute(arguments: [
-                        EventID.generate(prefix: "run_", now: event.receivedAt), event.id, run.automation, millis, millis, millis,
-                        run.concurrencyKey, run.concurrencyLimit,
+                        EventID.generate(prefix: run.endpoint == nil ? "run_" : "dlv_", now: event.receivedAt), event.id, run.automation,
+                        run.paused ? RunStatus.paused.rawValue : RunStatus.pending.rawValue, millis, millis, millis,
+                        run.concurrencyKey, run.concurrencyLimit, run.endpoint,
                     ])
                 }
                 outcomes.append(IngestOutcome(id: event.id, duplicate: false))

@@ -154,6 +154,8 @@ extension SQLiteEventStore {
         }
         if let since = query.since { clauses.append("events.received_at >= ?"); arguments += [since.millis] }
         if let until = query.until { clauses.append("events.received_at < ?"); arguments += [until.millis] }
+        if let endpoint = query.endpoint { clauses.append("runs.endpoint = ?"); arguments += [endpoint] }
+        if let deliveries = query.deliveries { clauses.append(deliveries ? "runs.endpoint IS NOT NULL" : "runs.endpoint IS NULL") }
         return (clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND "), arguments)
     }
 
@@ -161,7 +163,8 @@ extension SQLiteEventStore {
         RunRecord(
             id: row["id"], eventID: row["event_id"], automation: row["automation"],
             status: RunStatus(rawValue: row["status"]) ?? .pending, nextStep: row["next_step"], attempt: row["attempt"],
-            dueAt: Date(timeIntervalSince1970: Double(row["due_at"] as Int64) / 1000), lastError: row["last_error"]
+            dueAt: Date(timeIntervalSince1970: Double(row["due_at"] as Int64) / 1000), lastError: row["last_error"],
+            endpoint: row["endpoint"]
         )
     }
 }

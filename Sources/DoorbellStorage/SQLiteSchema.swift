@@ -61,6 +61,41 @@ enum SQLiteSchema {
                 CREATE INDEX runs_ordering ON runs (automation, concurrency_key, status) WHERE concurrency_key IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("v4-deliveries") { db in
+            // Deliveries are runs with an endpoint (one queue, one retry machinery); each HTTP try is
+            // an attempt. Endpoints live here so API-added ones and runtime state survive restarts.
+            try db.execute(sql: """
+                ALTER TABLE runs ADD COLUMN endpoint TEXT;
+                CREATE INDEX runs_endpoint ON runs (endpoint, status) WHERE endpoint IS NOT NULL;
+                CREATE TABLE attempts (
+                    run_id TEXT NOT NULL REFERENCES runs (id),
+                    number INTEGER NOT NULL,
+                    endpoint TEXT NOT NULL,
+                    started_at INTEGER NOT NULL,
+                    status INTEGER,
+                    latency_ms INTEGER NOT NULL,
+                    response TEXT,
+                    error TEXT,
+                    PRIMARY KEY (run_id, number)
+                );
+                CREATE INDEX attempts_endpoint ON attempts (endpoint, started_at);
+                CREATE TABLE endpoints (
+                    id TEXT PRIMARY KEY,
+                    url TEXT NOT NULL,
+                    events TEXT NOT NULL,
+                    secrets TEXT NOT NULL,
+                    rate_limit TEXT,
+                    headers TEXT NOT NULL,
+                    enabled INTEGER NOT NULL,
+                    disabled_reason TEXT,
+                    from_config INTEGER NOT NULL,
+                    description TEXT,
+                    failing_since INTEGER,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }

@@ -3,7 +3,7 @@ import Logging
 
 /// Opens the backend a config's `storage:` names. The one place that chooses a backend.
 public enum StoreFactory {
-    public static func open(_ location: StorageLocation, logger: Logger) throws -> any EventStore {
+    public static func open(_ location: StorageLocation, logger: Logger) throws -> any DoorbellStore {
         switch location {
         case .sqlite(let path):
             return try SQLiteEventStore(path: path, logger: logger)

@@ -68,6 +68,19 @@ public struct StandardScheme: SignatureScheme {
         ]
     }
 
+    /// The `webhook-signature` value for an outbound delivery: one signature per secret (`v1` for
+    /// whsec_, `v1a` for whsk_), space-separated, so a receiver holding either secret of a rotation verifies.
+    public static func signatureHeader(id: String, timestamp: Int, body: [UInt8], secrets: [String]) -> String {
+        let payload = signedPayload(id: id, timestamp: timestamp, body: body)
+        return secrets.compactMap { secret -> String? in
+            switch StandardKey(secret) {
+            case .hmac(let key): "v1," + Data(HMAC<SHA256>.authenticationCode(for: payload, using: key)).base64EncodedString()
+            case .privateKey(let key): (try? key.signature(for: payload)).map { "v1a," + $0.base64EncodedString() }
+            case .publicKey, nil: nil
+            }
+        }.joined(separator: " ")
+    }
+
     static func signedPayload(id: String, timestamp: Int, body: [UInt8]) -> [UInt8] {
         var payload = Array("\(id).\(timestamp).".utf8)
         payload.append(contentsOf: body)

@@ -104,15 +104,32 @@ public struct ConcurrencyRule: Sendable, Equatable {
     }
 }
 
-/// A run to create with an event: which automation, and its ordering key when it has one.
+/// A run to create with an event: which automation, and its ordering key when it has one — or a
+/// delivery to an endpoint (deliveries are runs of the same queue, with one step: the HTTP post).
 public struct PlannedRun: Sendable, Equatable {
     public var automation: String
     public var concurrencyKey: String?
     public var concurrencyLimit: Int
+    /// Set for a delivery: the endpoint it goes to.
+    public var endpoint: String?
+    /// A delivery to a disabled endpoint waits, paused, until the endpoint is enabled.
+    public var paused: Bool
 
     public init(automation: String, concurrencyKey: String? = nil, concurrencyLimit: Int = 1) {
         self.automation = automation
         self.concurrencyKey = concurrencyKey
         self.concurrencyLimit = concurrencyLimit
+        self.endpoint = nil
+        self.paused = false
     }
+
+    /// A delivery of the event to `endpoint`. Its queue name keeps one delivery per (event, endpoint).
+    public static func delivery(to endpoint: String, paused: Bool = false) -> PlannedRun {
+        var run = PlannedRun(automation: deliveryPrefix + endpoint)
+        run.endpoint = endpoint
+        run.paused = paused
+        return run
+    }
+
+    public static let deliveryPrefix = "endpoint:"
 }

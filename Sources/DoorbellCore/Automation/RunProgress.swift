@@ -1,6 +1,7 @@
-/// The lifecycle of a run: pending → running → succeeded | waiting_retry | dead.
+/// The lifecycle of a run: pending → running → succeeded | waiting_retry | dead. A delivery whose
+/// endpoint is disabled is `paused` until the endpoint is enabled again.
 public enum RunStatus: String, Sendable, CaseIterable {
-    case pending, running, succeeded, dead
+    case pending, running, succeeded, dead, paused
     case waitingRetry = "waiting_retry"
 }
 

@@ -21,9 +21,11 @@ public enum StepAction: Sendable, Equatable {
     case file(FileStep)
     case emit(EmitStep)
     case email(EmailStep)
+    case deliver(DeliverStep)
 
     public var kind: String {
         switch self {
+        case .deliver: "deliver"
         case .email: "email"
         case .http: "http"
         case .chat: "chat"
@@ -113,6 +115,21 @@ public struct EmitStep: Sendable, Equatable {
     public init(type: String, data: TemplateValue) {
         self.type = type
         self.data = data
+    }
+}
+
+/// `deliver`: send to subscriber endpoints. Without `type`, the run's own event is delivered (a
+/// relay); with `type` (and `data`), a new event of ours is published and fanned out.
+public struct DeliverStep: Sendable, Equatable {
+    public var type: String?
+    public var data: TemplateValue?
+    /// Only these endpoints (each still filtered by its event types); empty means every matching one.
+    public var endpoints: [String]
+
+    public init(type: String? = nil, data: TemplateValue? = nil, endpoints: [String] = []) {
+        self.type = type
+        self.data = data
+        self.endpoints = endpoints
     }
 }
 

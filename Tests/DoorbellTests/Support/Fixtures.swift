@@ -34,6 +34,7 @@ enum TestConfigs {
         server:
           listen: "127.0.0.1:0"
         storage: "\(storage)"
+        outbound: { allow_private: ["127.0.0.0/8"] }   # the test receivers listen on loopback
         sources:
           - id: stripe
             provider: stripe

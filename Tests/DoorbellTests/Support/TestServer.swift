@@ -13,7 +13,7 @@ import ServiceLifecycle
 /// temporary folder; stopped gracefully when the body returns.
 struct TestServer {
     let baseURL: String
-    let store: any EventStore
+    let store: any DoorbellStore
     let directory: URL
 
     static func with<T>(
@@ -29,7 +29,7 @@ struct TestServer {
         logger.logLevel = .critical
         let store = try StoreFactory.open(configuration.storage, logger: logger)
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-        let app = DoorbellApplication.make(configuration: configuration, store: store, logger: logger, now: now, onServerRunning: { channel in
+        let app = try await DoorbellApplication.make(configuration: configuration, store: store, logger: logger, now: now, onServerRunning: { channel in
             portContinuation.yield(channel.localAddress?.port ?? 0)
         })
         let group = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: logger)

@@ -1,0 +1,179 @@
+import AsyncHTTPClient
+import DoorbellCore
+import DoorbellStorage
+import DoorbellVerification
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+
+/// Carries out one attempt of a delivery: checks the endpoint's state, circuit and pace, signs the
+/// body the Standard Webhooks way, posts it through the SSRF guard, stores the attempt and decides
+/// what follows — delivered, retry later, dead, or paused with its endpoint.
+final class Deliverer: Sendable {
+    private let store: any DoorbellStore
+    private let http: OutboundHTTP
+    private let directory: EndpointDirectory
+    private let settings: OutboundSettings
+    private let retry: RetryPolicy
+    private let breakers = Mutex<[String: CircuitBreaker]>([:])
+    private let limiter = RateLimiter()
+    private let logger: Logger
+    private let now: @Sendable () -> Date
+    /// Stores Doorbell's own notices (`endpoint.disabled`) with their runs and deliveries.
+    private let publish: @Sendable (NewEvent) async throws -> Void
+
+    init(store: any DoorbellStore, http: OutboundHTTP, directory: EndpointDirectory, settings: OutboundSettings, retry: RetryPolicy, logger: Logger, now: @escaping @Sendable () -> Date, publish: @escaping @Sendable (NewEvent) async throws -> Void) {
+        self.store = store
+        self.http = http
+        self.directory = directory
+        self.settings = settings
+        self.retry = retry
+        self.logger = logger
+        self.now = now
+        self.publish = publish
+    }
+
+    func deliver(_ record: RunRecord, owner: String) async throws {
+        guard let endpointID = record.endpoint else { return }
+        var logger = self.logger
+        logger[metadataKey: "delivery"] = .string(record.id)
+        logger[metadataKey: "endpoint"] = .string(endpointID)
+        guard let endpoint = directory.endpoint(id: endpointID) else {
+            let attempt = AttemptRecord(runID: record.id, endpoint: endpointID, startedAt: now(), status: nil, latencyMillis: 0, response: nil, error: "endpoint '\(endpointID)' no longer exists")
+            _ = try await store.finishAttempt(attempt, outcome: .dead(failures: record.attempt + 1), owner: owner)
+            return
+        }
+        guard endpoint.enabled else {
+            try await store.pauseRun(runID: record.id, owner: owner, reason: "endpoint disabled: \(endpoint.disabledReason ?? "by a person")")
+            return
+        }
+        let start = now()
+        if case .wait(let until) = breakers.withLock({ breakers in
+            var breaker = breakers[endpointID] ?? CircuitBreaker(threshold: settings.circuitFailures, cooldown: settings.circuitCooldown)
+            defer { breakers[endpointID] = breaker }
+            return breaker.permit(now: start)
+        }) {
+            try await store.deferRun(runID: record.id, owner: owner, until: until)
+            return
+        }
+        if limiter.needsSeed(endpointID), let limit = endpoint.rateLimit {
+            limiter.seed(endpointID, times: try await store.attemptTimes(endpoint: endpointID, since: start.addingTimeInterval(-limit.window)))
+        }
+        if let until = limiter.acquire(endpointID, limit: endpoint.rateLimit, now: start) {
+            // Not an attempt: nothing was sent. A half-open circuit's probe slot is given back.
+            breakers.withLock { breakers in
+                if case .halfOpen = breakers[endpointID]?.state { breakers[endpointID]?.recordFailure(now: start) }
+            }
+            try await store.deferRun(runID: record.id, owner: owner, until: until)
+            return
+        }
+        guard let stored = try await store.event(id: record.eventID) else {
+            let attempt = AttemptRecord(runID: record.id, endpoint: endpointID, startedAt: start, status: nil, latencyMillis: 0, response: nil, error: "event \(record.eventID) not found")
+            _ = try await store.finishAttempt(attempt, outcome: .dead(failures: record.attempt + 1), owner: owner)
+            return
+        }
+        let result = await send(stored.event, to: endpoint, at: start)
+        let latency = Int(now().timeIntervalSince(start) * 1000)
+        var attempt = AttemptRecord(runID: record.id, endpoint: endpointID, startedAt: start, status: result.status, latencyMillis: latency, response: result.excerpt, error: result.error)
+        let failures = record.attempt + 1
+        let outcome: AttemptOutcome
+        switch result.verdict {
+        case .delivered:
+            outcome = .delivered
+            breakers.withLock { $0[endpointID]?.recordSuccess() }
+        case .gone:
+            outcome = .paused
+        case .failed(let retryable, let retryAfter, let slowDown):
+            breakers.withLock { $0[endpointID]?.recordFailure(now: start) }
+            if slowDown || retryAfter != nil {
+                limiter.slowDown(endpointID, until: start.addingTimeInterval(retryAfter ?? 1))
+            }
+            if retryable, let delay = retry.delay(beforeAttempt: failures, retryAfter: retryAfter) {
+                outcome = .retry(at: start.addingTimeInterval(delay), failures: failures)
+            } else {
+                if retryable { attempt.error = "\(attempt.error ?? "failed") (gave up after \(failures) attempts)" }
+                outcome = .dead(failures: failures)
+            }
+        }
+        let failingSince = try await store.finishAttempt(attempt, outcome: outcome, owner: owner)
+        switch outcome {
+        case .delivered:
+            logger.debug("delivered", metadata: ["status": "\(result.status ?? 0)", "ms": "\(latency)"])
+        case .paused:
+            logger.warning("endpoint answered 410 Gone: disabling it")
+            try await disable(endpoint, reason: "answered 410 Gone", since: nil)
+        case .retry, .dead:
+            logger.warning("delivery attempt failed", metadata: ["error": "\(attempt.error ?? "")"])
+            if let failingSince, start.timeIntervalSince(failingSince) >= settings.disableAfter {
+                try await disable(endpoint, reason: "failing without a success since \(failingSince)", since: failingSince)
+            }
+        }
+    }
+
+    /// Disables the endpoint, pauses what waits for it, and publishes `endpoint.disabled`.
+    private func disable(_ endpoint: Endpoint, reason: String, since: Date?) async throws {
+        let at = now()
+        guard try await store.setEndpoint(id: endpoint.id, enabled: false, reason: reason, now: at) else { return }
+        try await directory.reload(from: store)
+        logger.error("endpoint disabled", metadata: ["endpoint": "\(endpoint.id)", "reason": "\(reason)"])
+        var data: [String: Any] = ["endpoint": endpoint.id, "url": endpoint.url, "reason": reason, "disabled_at": ISO8601DateFormatter().string(from: at)]
+        if let since { data["failing_since"] = ISO8601DateFormatter().string(from: since) }
+        let body = try JSONSerialization.data(withJSONObject: data, options: [.sortedKeys, .withoutEscapingSlashes])
+        try await publish(NewEvent(
+            source: DeliveryPayload.noticeSource, type: "endpoint.disabled", providerID: "endpoint.disabled-\(endpoint.id)-\(at.timeIntervalSince1970)",
+            receivedAt: at, headers: [Header(name: "Content-Type", value: "application/json")], body: [UInt8](body)
+        ))
+    }
+
+    private enum Verdict {
+        case delivered
+        case gone
+        case failed(retryable: Bool, retryAfter: Double?, slowDown: Bool)
+    }
+
+    private struct SendResult {
+        var verdict: Verdict
+        var status: Int?
+        var excerpt: String?
+        var error: String?
+    }
+
+    private func send(_ event: NewEvent, to endpoint: Endpoint, at start: Date) async -> SendResult {
+        let body = DeliveryPayload.body(for: event)
+        var request = HTTPClientRequest(url: endpoint.url)
+        request.method = .POST
+        for (name, value) in endpoint.headers { request.headers.add(name: name, value: value) }
+        let contentType = DeliveryPayload.isOwn(event) ? "application/json" : (event.headers.first { $0.name == "content-type" }?.value ?? "application/json")
+        request.headers.replaceOrAdd(name: "Content-Type", value: contentType)
+        request.headers.replaceOrAdd(name: "User-Agent", value: "Doorbell-Webhooks/1")
+        let timestamp = Int(start.timeIntervalSince1970)
+        // webhook-id is the event's id: the same on every retry and replay, so receivers can dedupe.
+        request.headers.replaceOrAdd(name: "webhook-id", value: event.id)
+        request.headers.replaceOrAdd(name: "webhook-timestamp", value: String(timestamp))
+        request.headers.replaceOrAdd(name: "webhook-signature", value: StandardScheme.signatureHeader(id: event.id, timestamp: timestamp, body: body, secrets: endpoint.signingSecrets(now: start)))
+        request.body = .bytes(body)
+        do {
+            let response = try await http.execute(request, timeout: settings.timeout)
+            let bytes = try await response.body.collect(upTo: 64 * 1024)
+            let status = Int(response.status.code)
+            let excerpt = String(String(buffer: bytes).prefix(1024))
+            switch status {
+            case 200..<300: return SendResult(verdict: .delivered, status: status, excerpt: excerpt)
+            case 410: return SendResult(verdict: .gone, status: status, excerpt: excerpt, error: "answered 410 Gone: endpoint disabled")
+            default:
+                let retryAfter = StepExecutor.retryAfter(response.headers.first(name: "Retry-After"))
+                let retryable = !(400..<500).contains(status) || [408, 409, 425, 429].contains(status)
+                let what = (300..<400).contains(status) ? "redirect not followed" : "not 2xx"
+                return SendResult(
+                    verdict: .failed(retryable: retryable, retryAfter: retryAfter, slowDown: [429, 502, 504].contains(status)),
+                    status: status, excerpt: excerpt, error: "answered \(status) (\(what))"
+                )
+            }
+        } catch let refusal as OutboundRefusal {
+            return SendResult(verdict: .failed(retryable: false, retryAfter: nil, slowDown: false), error: refusal.description)
+        } catch {
+            return SendResult(verdict: .failed(retryable: true, retryAfter: nil, slowDown: false), error: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import AsyncHTTPClient
+import DoorbellCore
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every outbound request Doorbell makes (deliveries, `http` and `chat` steps) goes through here.
+/// The SSRF guard: the host is resolved once (A and AAAA), every address is checked against the
+/// `AddressPolicy`, and the connection goes to the checked address only — the name is never
+/// resolved a second time, so a DNS answer that changes (rebinding) cannot redirect us.
+///
+/// How: plain `http` URLs are rewritten to the checked IP with the original `Host` header;
+/// `https` names use an HTTPClient whose `dnsOverride` pins the name to the checked IP, so TLS still
+/// sends the name (SNI) and verifies the certificate against it. Chosen over an egress proxy
+/// (smokescreen-style) because it needs no extra hop or listener and keeps async-http-client's pooling.
+/// Redirects are never followed.
+public final class OutboundHTTP: Sendable {
+    /// Resolves a host name to addresses (16 bytes each, IPv4 as IPv4-mapped). Injected in tests.
+    public typealias Resolver = @Sendable (String) async throws -> [[UInt8]]
+
+    private let policy: AddressPolicy
+    private let resolver: Resolver
+    private let shared: HTTPClient
+    private let configuration: HTTPClient.Configuration
+    /// One pinned client per https host, replaced when the host's checked address changes.
+    private let pinned = Mutex<[String: (address: String, client: HTTPClient)]>([:])
+
+    public init(policy: AddressPolicy, concurrency: Int = 16, resolver: Resolver? = nil) {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(8, concurrency)
+        configuration.timeout.connect = .seconds(10)
+        self.configuration = configuration
+        self.policy = policy
+        self.resolver = resolver ?? Self.systemResolver
+        self.shared = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Sends `request` after the guard has approved where it goes.
+    public func execute(_ request: HTTPClientRequest, timeout: Double) async throws -> HTTPClientResponse {
+        let (client, request) = try await route(request)
+        return try await client.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
+    }
+
+    /// Which client and (possibly rewritten) request reach the checked address.
+    func route(_ original: HTTPClientRequest) async throws -> (HTTPClient, HTTPClientRequest) {
+        guard let components = URLComponents(string: original.url), let scheme = components.scheme?.lowercased(), ["http", "https"].contains(scheme),
+            let rawHost = components.host, !rawHost.isEmpty
+        else {
+            throw OutboundRefusal("not an http(s) URL: '\(original.url)'")
+        }
+        let host = rawHost.hasPrefix("[") ? String(rawHost.dropFirst().dropLast()) : rawHost
+        let addresses: [[UInt8]]
+        if let literal = AddressPolicy.parseLiteral(host) {
+            addresses = [literal]
+        } else {
+            do {
+                addresses = try await resolver(host)
+            } catch {
+                throw OutboundResolutionError(host: host, reason: "\(error)")
+            }
+            guard !addresses.isEmpty else { throw OutboundResolutionError(host: host, reason: "no A or AAAA record") }
+        }
+        // Every answer must pass, not just the first: a mixed answer is how rebinding starts.
+        for address in addresses {
+            if let reason = policy.refusal(for: address) {
+                throw OutboundRefusal("refused \(original.url): \(host) → \(reason); list its range in outbound.allow_private to allow it")
+            }
+        }
+        let address = AddressPolicy.format(addresses[0])
+        let hostPart = address.contains(":") ? "[\(address)]" : address
+        let port = components.port
+        if scheme == "http" || AddressPolicy.parseLiteral(host) != nil {
+            var request = original
+            var rewritten = components
+            rewritten.percentEncodedHost = hostPart
+            if scheme == "http", !request.headers.contains(name: "Host") {
+                request.headers.add(name: "Host", value: port.map { "\(rawHost):\($0)" } ?? rawHost)
+            }
+            request.url = rewritten.string ?? original.url
+            return (shared, request)
+        }
+        return (pinnedClient(host: host, address: address), original)
+    }
+
+    private func pinnedClient(host: String, address: String) -> HTTPClient {
+        let (client, retired): (HTTPClient, HTTPClient?) = pinned.withLock { clients in
+            if let entry = clients[host], entry.address == address { return (entry.client, nil) }
+            var configuration = self.configuration
+            configuration.dnsOverride = [host: address]
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            let old = clients[host]?.client
+            clients[host] = (address, client)
+            return (client, old)
+        }
+        if let retired {
+            // Requests on the old pin may still be running; let them finish before closing it.
+            Task {
+                try? await Task.sleep(for: .seconds(330))
+                try? await retired.shutdown()
+            }
+        }
+        return client
+    }
+
+    public func shutdown() async throws {
+        let clients = pinned.withLock { clients in
+            defer { clients.removeAll() }
+            return clients.values.map(\.client)
+        }
+        for client in clients { try? await client.shutdown() }
+        try await shared.shutdown()
+    }
+
+    /// `getaddrinfo` on a thread of its own (it blocks), A and AAAA.
+    static let systemResolver: Resolver = { host in
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                var hints = addrinfo()
+                hints.ai_family = AF_UNSPEC
+                hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+                var result: UnsafeMutablePointer<addrinfo>?
+                let status = getaddrinfo(host, nil, &hints, &result)
+                guard status == 0 else {
+                    continuation.resume(throwing: OutboundResolutionError(host: host, reason: String(cString: gai_strerror(status))))
+                    return
+                }
+                defer { freeaddrinfo(result) }
+                var addresses: [[UInt8]] = []
+                var cursor = result
+                while let info = cursor {
+                    if info.pointee.ai_family == AF_INET, let raw = info.pointee.ai_addr {
+                        let v4 = raw.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+                        let bytes = withUnsafeBytes(of: v4) { Array($0) }
+                        addresses.append([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] + bytes)
+                    } else if info.pointee.ai_family == AF_INET6, let raw = info.pointee.ai_addr {
+                        let v6 = raw.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
+                        addresses.append(withUnsafeBytes(of: v6) { Array($0) })
+                    }
+                    cursor = info.pointee.ai_next
+                }
+                continuation.resume(returning: addresses)
+            }
+        }
+    }
+}
+
+/// The SSRF guard said no: a permanent failure (retrying cannot change where the URL points).
+public struct OutboundRefusal: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The host name did not resolve: worth retrying (DNS outages end).
+public struct OutboundResolutionError: Error, CustomStringConvertible, Sendable {
+    public let host: String
+    public let reason: String
+    public var description: String { "cannot resolve \(host): \(reason)" }
+}

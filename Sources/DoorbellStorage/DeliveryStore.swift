@@ -1,0 +1,68 @@
+import DoorbellCore
+import Foundation
+
+/// Endpoints and the attempts of deliveries. Deliveries themselves are runs (see `RunStore`): one
+/// queue, one lease and retry machinery for automations and outbound webhooks alike.
+public protocol DeliveryStore: Sendable {
+    func endpoints() async throws -> [Endpoint]
+    func endpoint(id: String) async throws -> Endpoint?
+    /// Inserts an endpoint or replaces its settings; its health (failing since) is kept.
+    func saveEndpoint(_ endpoint: Endpoint, now: Date) async throws
+    /// Brings the endpoints declared in `doorbell.yml` up to date. A generated secret is kept when
+    /// the file gives none; a secret changed in the file keeps signing for `overlap` seconds (rotation);
+    /// a runtime disable (410, failing for days) survives restarts.
+    func syncConfigured(_ endpoints: [Endpoint], overlap: Double, now: Date) async throws
+    func deleteEndpoint(id: String) async throws -> Bool
+    /// Enabling re-queues the deliveries that waited (paused); disabling pauses the waiting ones.
+    func setEndpoint(id: String, enabled: Bool, reason: String?, now: Date) async throws -> Bool
+    /// Makes `secret` current; the previous current one expires after `overlap` seconds.
+    func rotateSecret(endpointID: String, to secret: EndpointSecret, overlap: Double, now: Date) async throws -> Endpoint?
+    /// Records one attempt and moves its delivery on, together with the endpoint's failure streak, in
+    /// one transaction. Returns since when the endpoint has been failing (nil after a success).
+    func finishAttempt(_ attempt: AttemptRecord, outcome: AttemptOutcome, owner: String) async throws -> Date?
+    /// Puts a claimed delivery back without counting an attempt (rate limit, open circuit).
+    func deferRun(runID: String, owner: String, until: Date) async throws
+    /// Parks a claimed delivery whose endpoint is disabled.
+    func pauseRun(runID: String, owner: String, reason: String) async throws
+    /// Every attempt of a delivery, oldest first.
+    func attempts(runID: String) async throws -> [AttemptRecord]
+    /// Start times of the endpoint's attempts since `since` (seeds the rate limiter after a restart).
+    func attemptTimes(endpoint: String, since: Date) async throws -> [Date]
+    /// Adds runs (usually deliveries) to an event already stored; existing ones are left alone.
+    func plan(_ runs: [PlannedRun], eventID: String, now: Date) async throws -> Int
+}
+
+/// One HTTP try of a delivery.
+public struct AttemptRecord: Sendable, Equatable {
+    public var runID: String
+    /// 1-based; assigned by the store.
+    public var number: Int
+    public var endpoint: String
+    public var startedAt: Date
+    /// The HTTP status, nil when no response came (timeout, refused, SSRF guard).
+    public var status: Int?
+    public var latencyMillis: Int
+    /// The first bytes of the response body.
+    public var response: String?
+    public var error: String?
+
+    public init(runID: String, number: Int = 0, endpoint: String, startedAt: Date, status: Int?, latencyMillis: Int, response: String?, error: String?) {
+        self.runID = runID
+        self.number = number
+        self.endpoint = endpoint
+        self.startedAt = startedAt
+        self.status = status
+        self.latencyMillis = latencyMillis
+        self.response = response
+        self.error = error
+    }
+}
+
+/// Where a delivery goes after an attempt.
+public enum AttemptOutcome: Sendable, Equatable {
+    case delivered
+    case retry(at: Date, failures: Int)
+    case dead(failures: Int)
+    /// The endpoint was disabled by this attempt (410 Gone): wait for it to be enabled.
+    case paused
+}

@@ -1,0 +1,217 @@
+import DoorbellCore
+import Foundation
+import GRDB
+
+/// Endpoints and attempts on SQLite.
+extension SQLiteEventStore: DeliveryStore {
+    public func endpoints() async throws -> [Endpoint] {
+        try await pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM endpoints ORDER BY id").map(Self.endpoint) }
+    }
+
+    public func endpoint(id: String) async throws -> Endpoint? {
+        try await pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM endpoints WHERE id = ?", arguments: [id]).map(Self.endpoint) }
+    }
+
+    public func saveEndpoint(_ endpoint: Endpoint, now: Date) async throws {
+        try await pool.write { db in try Self.upsert(endpoint, now: now, db) }
+    }
+
+    public func syncConfigured(_ endpoints: [Endpoint], overlap: Double, now: Date) async throws {
+        try await pool.write { db in
+            for var endpoint in endpoints {
+                let stored = try Row.fetchOne(db, sql: "SELECT * FROM endpoints WHERE id = ?", arguments: [endpoint.id]).map(Self.endpoint)
+                if let stored {
+                    let current = stored.secrets.first { $0.expiresAt == nil }
+                    if endpoint.secrets.isEmpty {
+                        endpoint.secrets = stored.secrets  // generated earlier: keep it
+                    } else if let current, !endpoint.secrets.contains(where: { $0.secret == current.secret }) {
+                        // The file's secret changed: the old one keeps signing for the overlap window.
+                        endpoint.secrets.append(EndpointSecret(secret: current.secret, expiresAt: now.addingTimeInterval(overlap)))
+                    }
+                    endpoint.secrets += stored.secrets.filter { old in old.expiresAt.map { $0 > now } == true && !endpoint.secrets.contains { $0.secret == old.secret } }
+                    // A disable decided at runtime (410, failing for days, a person) outlives the restart.
+                    if !stored.enabled && stored.disabledReason != nil {
+                        endpoint.enabled = false
+                        endpoint.disabledReason = stored.disabledReason
+                    }
+                } else if endpoint.secrets.isEmpty {
+                    endpoint.secrets = [EndpointSecret.generate()]
+                }
+                try Self.upsert(endpoint, now: now, db)
+                if !endpoint.enabled { try Self.pauseWaiting(endpoint: endpoint.id, now: now, db) }
+            }
+        }
+    }
+
+    public func deleteEndpoint(id: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM endpoints WHERE id = ?", arguments: [id])
+            return db.changesCount > 0
+        }
+    }
+
+    public func setEndpoint(id: String, enabled: Bool, reason: String?, now: Date) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE endpoints SET enabled = ?, disabled_reason = ?, failing_since = CASE WHEN ? THEN NULL ELSE failing_since END, updated_at = ?
+                WHERE id = ?
+                """, arguments: [enabled, enabled ? nil : reason, enabled, now.millis, id])
+            guard db.changesCount > 0 else { return false }
+            if enabled {
+                try db.execute(sql: """
+                    UPDATE runs SET status = 'pending', due_at = ?, attempt = 0, updated_at = ? WHERE endpoint = ? AND status = 'paused'
+                    """, arguments: [now.millis, now.millis, id])
+            } else {
+                try Self.pauseWaiting(endpoint: id, now: now, db)
+            }
+            return true
+        }
+    }
+
+    public func rotateSecret(endpointID: String, to secret: EndpointSecret, overlap: Double, now: Date) async throws -> Endpoint? {
+        try await pool.write { db in
+            guard var endpoint = try Row.fetchOne(db, sql: "SELECT * FROM endpoints WHERE id = ?", arguments: [endpointID]).map(Self.endpoint) else { return nil }
+            let expiry = now.addingTimeInterval(overlap)
+            let kept = endpoint.secrets.compactMap { old -> EndpointSecret? in
+                let expires = old.expiresAt.map { min($0, expiry) } ?? expiry
+                return expires > now ? EndpointSecret(secret: old.secret, expiresAt: expires) : nil
+            }
+            endpoint.secrets = [secret] + kept
+            try Self.upsert(endpoint, now: now, db)
+            return endpoint
+        }
+    }
+
+    public func finishAttempt(_ attempt: AttemptRecord, outcome: AttemptOutcome, owner: String) async throws -> Date? {
+        let now = Date().millis
+        return try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO attempts (run_id, number, endpoint, started_at, status, latency_ms, response, error)
+                VALUES (?, (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE run_id = ?), ?, ?, ?, ?, ?, ?)
+                """, arguments: [attempt.runID, attempt.runID, attempt.endpoint, attempt.startedAt.millis, attempt.status, attempt.latencyMillis,
+                                 attempt.response.map { String($0.prefix(1024)) }, attempt.error.map { String($0.prefix(2000)) }])
+            switch outcome {
+            case .delivered:
+                try db.execute(sql: """
+                    UPDATE runs SET status = 'succeeded', next_step = 1, last_error = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ?
+                    WHERE id = ? AND lease_owner = ?
+                    """, arguments: [now, attempt.runID, owner])
+                try db.execute(sql: "UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL", arguments: [attempt.endpoint])
+                return nil
+            case .retry(let at, let failures):
+                try db.execute(sql: """
+                    UPDATE runs SET status = 'waiting_retry', attempt = ?, last_error = ?, due_at = ?, lease_owner = NULL, lease_until = NULL, updated_at = ?
+                    WHERE id = ? AND lease_owner = ?
+                    """, arguments: [failures, attempt.error.map { String($0.prefix(2000)) }, at.millis, now, attempt.runID, owner])
+            case .dead(let failures):
+                try db.execute(sql: """
+                    UPDATE runs SET status = 'dead', attempt = ?, last_error = ?, lease_owner = NULL, lease_until = NULL, updated_at = ?
+                    WHERE id = ? AND lease_owner = ?
+                    """, arguments: [failures, attempt.error.map { String($0.prefix(2000)) }, now, attempt.runID, owner])
+            case .paused:
+                try db.execute(sql: """
+                    UPDATE runs SET status = 'paused', last_error = ?, lease_owner = NULL, lease_until = NULL, updated_at = ?
+                    WHERE id = ? AND lease_owner = ?
+                    """, arguments: [attempt.error, now, attempt.runID, owner])
+            }
+            try db.execute(sql: "UPDATE endpoints SET failing_since = COALESCE(failing_since, ?) WHERE id = ?", arguments: [attempt.startedAt.millis, attempt.endpoint])
+            let since = try Int64.fetchOne(db, sql: "SELECT failing_since FROM endpoints WHERE id = ?", arguments: [attempt.endpoint])
+            return since.map { Date(timeIntervalSince1970: Double($0) / 1000) }
+        }
+    }
+
+    public func deferRun(runID: String, owner: String, until: Date) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE runs SET status = 'waiting_retry', due_at = ?, lease_owner = NULL, lease_until = NULL, updated_at = ?
+                WHERE id = ? AND lease_owner = ?
+                """, arguments: [until.millis, Date().millis, runID, owner])
+        }
+    }
+
+    public func pauseRun(runID: String, owner: String, reason: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE runs SET status = 'paused', last_error = ?, lease_owner = NULL, lease_until = NULL, updated_at = ?
+                WHERE id = ? AND lease_owner = ?
+                """, arguments: [reason, Date().millis, runID, owner])
+        }
+    }
+
+    public func attempts(runID: String) async throws -> [AttemptRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM attempts WHERE run_id = ? ORDER BY number", arguments: [runID]).map { row in
+                AttemptRecord(
+                    runID: row["run_id"], number: row["number"], endpoint: row["endpoint"], startedAt: Date(timeIntervalSince1970: Double(row["started_at"] as Int64) / 1000),
+                    status: row["status"], latencyMillis: row["latency_ms"], response: row["response"], error: row["error"]
+                )
+            }
+        }
+    }
+
+    public func attemptTimes(endpoint: String, since: Date) async throws -> [Date] {
+        try await pool.read { db in
+            try Int64.fetchAll(db, sql: "SELECT started_at FROM attempts WHERE endpoint = ? AND started_at >= ? ORDER BY started_at", arguments: [endpoint, since.millis])
+                .map { Date(timeIntervalSince1970: Double($0) / 1000) }
+        }
+    }
+
+    public func plan(_ runs: [PlannedRun], eventID: String, now: Date) async throws -> Int {
+        try await pool.write { db in
+            var created = 0
+            for run in runs {
+                try db.execute(sql: """
+                    INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at, concurrency_key, concurrency_limit, endpoint)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (event_id, automation) DO NOTHING
+                    """, arguments: [EventID.generate(prefix: run.endpoint == nil ? "run_" : "dlv_", now: now), eventID, run.automation,
+                                     run.paused ? "paused" : "pending", now.millis, now.millis, now.millis, run.concurrencyKey, run.concurrencyLimit, run.endpoint])
+                created += db.changesCount
+            }
+            return created
+        }
+    }
+
+    private static func pauseWaiting(endpoint: String, now: Date, _ db: Database) throws {
+        try db.execute(sql: """
+            UPDATE runs SET status = 'paused', updated_at = ? WHERE endpoint = ? AND status IN ('pending', 'waiting_retry')
+            """, arguments: [now.millis, endpoint])
+    }
+
+    private struct StoredSecret: Codable {
+        var secret: String
+        var expires_at: Int64?
+    }
+
+    private static func upsert(_ endpoint: Endpoint, now: Date, _ db: Database) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let secrets = endpoint.secrets.map { StoredSecret(secret: $0.secret, expires_at: $0.expiresAt?.millis) }
+        try db.execute(sql: """
+            INSERT INTO endpoints (id, url, events, secrets, rate_limit, headers, enabled, disabled_reason, from_config, description, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (id) DO UPDATE SET url = excluded.url, events = excluded.events, secrets = excluded.secrets,
+                rate_limit = excluded.rate_limit, headers = excluded.headers, enabled = excluded.enabled,
+                disabled_reason = excluded.disabled_reason, from_config = excluded.from_config,
+                description = excluded.description, updated_at = excluded.updated_at
+            """, arguments: [
+                endpoint.id, endpoint.url, String(decoding: try encoder.encode(endpoint.events), as: UTF8.self),
+                String(decoding: try encoder.encode(secrets), as: UTF8.self), endpoint.rateLimit?.description,
+                String(decoding: try encoder.encode(endpoint.headers), as: UTF8.self), endpoint.enabled, endpoint.disabledReason,
+                endpoint.fromConfig, endpoint.description, now.millis, now.millis,
+            ])
+    }
+
+    static func endpoint(_ row: Row) -> Endpoint {
+        let decoder = JSONDecoder()
+        let secrets = (try? decoder.decode([StoredSecret].self, from: Data((row["secrets"] as String).utf8))) ?? []
+        return Endpoint(
+            id: row["id"], url: row["url"],
+            events: (try? decoder.decode([String].self, from: Data((row["events"] as String).utf8))) ?? ["*"],
+            secrets: secrets.map { EndpointSecret(secret: $0.secret, expiresAt: $0.expires_at.map { Date(timeIntervalSince1970: Double($0) / 1000) }) },
+            rateLimit: (row["rate_limit"] as String?).flatMap(RateLimit.init),
+            headers: (try? decoder.decode([String: String].self, from: Data((row["headers"] as String).utf8))) ?? [:],
+            enabled: row["enabled"], disabledReason: row["disabled_reason"], fromConfig: row["from_config"], description: row["description"]
+        )
+    }
+}
