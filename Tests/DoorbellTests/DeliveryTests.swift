@@ -9,12 +9,12 @@ import Testing
 /// official Standard Webhooks library.
 @Suite("Deliveries", .serialized)
 struct DeliveryTests {
-    static func config(endpoints: String, schedule: String = "[0s, 50ms, 50ms, 50ms]", outbound: String = "", extra: String = "") -> String {
+    static func config(endpoints: String, schedule: String = "[0s, 50ms, 50ms, 50ms]", timeout: String = "2s", outbound: String = "", extra: String = "") -> String {
         """
         server: { listen: "127.0.0.1:0" }
         storage: "sqlite:doorbell.db"
         api: { tokens: ["\(apiToken)"] }
-        outbound: { allow_private: ["127.0.0.0/8"], timeout: 2s\(outbound) }
+        outbound: { allow_private: ["127.0.0.0/8"], timeout: \(timeout)\(outbound) }
         retry: { schedule: \(schedule), jitter: 0 }
         sources:
           - { id: open, provider: none, forward_to: [relay] }
@@ -123,6 +123,158 @@ struct DeliveryTests {
             #expect(try await eventually { try await receiver.log().count == 3 })
             #expect(try await receiver.log()[2].verified == [old: false, new: false])
           }
+        }
+    }
+}
+
+/// A clock a test moves forward by hand.
+final class ManualClock: Sendable {
+    private let offset = Mutex(0.0)
+    func advance(by seconds: Double) { offset.withLock { $0 += seconds } }
+    func read() -> Date { Date().addingTimeInterval(offset.withLock { $0 }) }
+    var now: @Sendable () -> Date { { self.read() } }
+}
+
+extension DeliveryTests {
+    @Test("500, 500, 200 → delivered on the third attempt with the same webhook-id; refused connections and timeouts retry, then die")
+    func retries() async throws {
+        let secret = newSecret()
+        try await WebhookReceiver.with(keys: [secret]) { receiver in
+            let config = Self.config(endpoints: """
+                  - { id: flaky, url: "\(receiver.baseURL)/status/500,500,200", events: ["a"], secret: "\(secret)" }
+                  - { id: nobody, url: "http://127.0.0.1:9/hooks", events: ["b"] }
+                  - { id: slow, url: "\(receiver.baseURL)/slow/3", events: ["c"] }
+                """, timeout: "300ms")
+            try await TestServer.with(config: config) { (server: TestServer) async throws in
+                let event = try await Self.publish(server, "a", ["n": 1]).json["id"] as? String
+                _ = try await Self.publish(server, "b", ["n": 2])
+                _ = try await Self.publish(server, "c", ["n": 3])
+                #expect(try await eventually { try await Self.deliveries(server, endpoint: "flaky").first?.status == .succeeded })
+                let tries = try await receiver.log("/status/500,500,200")
+                #expect(tries.map(\.status) == [500, 500, 200])
+                #expect(Set(tries.map(\.id)) == [event ?? ""])
+                #expect(tries.allSatisfy { $0.verified[secret] == true })
+                let flaky = try #require(try await Self.deliveries(server, endpoint: "flaky").first)
+                #expect(try await server.store.attempts(runID: flaky.id).map(\.status) == [500, 500, 200])
+                // Four attempts (the schedule's length), then dead, with the reason kept.
+                #expect(try await eventually { try await Self.deliveries(server, endpoint: "nobody").first?.status == .dead })
+                let refused = try #require(try await Self.deliveries(server, endpoint: "nobody").first)
+                #expect(try await server.store.attempts(runID: refused.id).count == 4)
+                #expect(refused.lastError?.contains("gave up after 4 attempts") == true)
+                #expect(try await eventually { try await Self.deliveries(server, endpoint: "slow").first?.status == .dead })
+                let slow = try #require(try await Self.deliveries(server, endpoint: "slow").first)
+                let attempts = try await server.store.attempts(runID: slow.id)
+                #expect(attempts.count == 4 && attempts.allSatisfy { $0.status == nil && $0.latencyMillis < 2000 })
+            }
+        }
+    }
+
+    @Test("410 disables the endpoint and parks its deliveries; enabling re-queues them; 3xx is a failure, never followed; Retry-After is honoured")
+    func goneRedirectRetryAfter() async throws {
+        try await WebhookReceiver.with(keys: []) { receiver in
+            let config = Self.config(endpoints: """
+                  - { id: gone, url: "\(receiver.baseURL)/status/410,200", events: ["a"] }
+                  - { id: moved, url: "\(receiver.baseURL)/redirect", events: ["b"] }
+                  - { id: busy, url: "\(receiver.baseURL)/retry-after/1", events: ["c"] }
+                """)
+            try await TestServer.with(config: config) { (server: TestServer) async throws in
+                _ = try await Self.publish(server, "a", ["n": 1])
+                #expect(try await eventually { try await server.store.endpoint(id: "gone")?.enabled == false })
+                #expect(try await server.store.endpoint(id: "gone")?.disabledReason?.contains("410") == true)
+                _ = try await Self.publish(server, "a", ["n": 2])
+                #expect(try await eventually { try await Self.deliveries(server, endpoint: "gone").allSatisfy { $0.status == .paused } })
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(try await receiver.log("/status/410,200").count == 1)
+                #expect(try await api(.POST, server.baseURL + "/api/v1/endpoints/gone/enable").status == 200)
+                #expect(try await eventually { try await Self.deliveries(server, endpoint: "gone").allSatisfy { $0.status == .succeeded } })
+                #expect(try await receiver.log("/status/410,200").count == 3)
+
+                _ = try await Self.publish(server, "b", ["n": 3])
+                #expect(try await eventually { try await Self.deliveries(server, endpoint: "moved").first?.status == .dead })
+                #expect(try await receiver.log("/ok").isEmpty)
+                let moved = try #require(try await Self.deliveries(server, endpoint: "moved").first)
+                #expect(try await server.store.attempts(runID: moved.id).allSatisfy { $0.status == 302 && $0.error?.contains("redirect not followed") == true })
+
+                _ = try await Self.publish(server, "c", ["n": 4])
+                #expect(try await eventually { try await Self.deliveries(server, endpoint: "busy").first?.status == .succeeded })
+                let busy = try await receiver.log("/retry-after/1")
+                #expect(busy.map(\.status) == [429, 200])
+                #expect(busy[1].time - busy[0].time >= 0.95)
+            }
+        }
+    }
+
+    @Test("the circuit opens after consecutive failures, probes after its cooldown, and closes on success")
+    func circuitBreaker() async throws {
+        try await WebhookReceiver.with(keys: []) { receiver in
+            let config = Self.config(
+                endpoints: "  - { id: shaky, url: \"\(receiver.baseURL)/status/500,500,500,200\" }",
+                schedule: "[0s, 50ms, 50ms, 50ms, 50ms, 50ms]", outbound: ", circuit_breaker: { failures: 2, cooldown: 1s }"
+            )
+            try await TestServer.with(config: config) { (server: TestServer) async throws in
+                _ = try await Self.publish(server, "x", ["n": 1])
+                #expect(try await eventually(15) { try await Self.deliveries(server, endpoint: "shaky").first?.status == .succeeded })
+                let tries = try await receiver.log("/status/500,500,500,200")
+                #expect(tries.map(\.status) == [500, 500, 500, 200])
+                // Two failures open it for 1 s; the failed probe reopens it for 2 s.
+                #expect(tries[1].time - tries[0].time < 0.5)
+                #expect(tries[2].time - tries[1].time >= 0.95)
+                #expect(tries[3].time - tries[2].time >= 1.9)
+                // Closed again: the next event goes straight through.
+                let before = Date().timeIntervalSince1970
+                _ = try await Self.publish(server, "x", ["n": 2])
+                #expect(try await eventually { try await receiver.log("/status/500,500,500,200").count == 5 })
+                #expect(try await receiver.log("/status/500,500,500,200")[4].time - before < 0.5)
+            }
+        }
+    }
+
+    @Test("an endpoint failing for 5 days (injected clock) is disabled and announces endpoint.disabled to automations")
+    func autoDisable() async throws {
+        try await WebhookReceiver.with(keys: []) { receiver in
+            let config = Self.config(
+                endpoints: "  - { id: dead, url: \"\(receiver.baseURL)/status/500\", events: [\"order.*\"] }",
+                schedule: "[0s, 1h, 1h, 1h]",
+                extra: """
+                automations:
+                  - id: alert-on-disabled
+                    on: ["doorbell:endpoint.disabled"]
+                    steps:
+                      - { id: alert, chat: { kind: slack, url: "\(receiver.baseURL)/alert", text: "disabled {{body.endpoint}}: {{body.reason}}" } }
+                """
+            )
+            let clock = ManualClock()
+            try await TestServer.with(config: config, now: clock.now) { (server: TestServer) async throws in
+                _ = try await Self.publish(server, "order.created", ["n": 1])
+                #expect(try await eventually { try await receiver.log("/status/500").count == 1 })
+                clock.advance(by: 5 * 86400 + 60)
+                _ = try await Self.publish(server, "order.created", ["n": 2])  // wakes the worker; both are due
+                #expect(try await eventually { try await server.store.endpoint(id: "dead")?.enabled == false })
+                #expect(try await server.store.endpoint(id: "dead")?.disabledReason?.contains("failing") == true)
+                #expect(try await eventually { try await receiver.log("/alert").count == 1 })
+                let alert = try await receiver.log("/alert")[0]
+                #expect((alert.body["text"] as? String)?.hasPrefix("disabled dead: failing") == true)
+            }
+        }
+    }
+
+    @Test("a rate limit holds under a burst")
+    func rateLimit() async throws {
+        try await WebhookReceiver.with(keys: []) { receiver in
+            let config = Self.config(endpoints: "  - { id: paced, url: \"\(receiver.baseURL)/ok\", rate_limit: 5/s }")
+            try await TestServer.with(config: config) { (server: TestServer) async throws in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for n in 0..<15 { group.addTask { _ = try await Self.publish(server, "burst", ["n": n]) } }
+                    try await group.waitForAll()
+                }
+                #expect(try await eventually(15) { try await receiver.log("/ok").count == 15 })
+                let times = try await receiver.log("/ok").map(\.time).sorted()
+                // Never more than 5 in any one-second window (50 ms allowed for the network), so 15 take ≥ 2 s.
+                for (index, time) in times.enumerated() {
+                    #expect(times[index...].prefix { $0 < time + 0.95 }.count <= 5)
+                }
+                #expect(times.last! - times.first! >= 1.9)
+            }
         }
     }
 }
