@@ -69,6 +69,7 @@ public final class RunWorker: Service, Sendable {
     public func run() async throws {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
+                var lastReload = Date()
                 while !Task.isShuttingDownGracefully && !Task.isCancelled {
                     let free = concurrency - inFlight.withLock { $0 }
                     var claimed: [RunRecord] = []
@@ -89,10 +90,10 @@ public final class RunWorker: Service, Sendable {
                         }
                     }
                     if !claimed.isEmpty && claimed.count == free { continue }
-                    let sleep = await sleepTime()
-                    await signal.wait(timeout: sleep.duration)
-                    if sleep.idle {
-                        // Endpoints added or enabled by the CLI in another process.
+                    await signal.wait(timeout: await sleepTime())
+                    if Date().timeIntervalSince(lastReload) >= Self.idleCheck {
+                        // Endpoints added, enabled or rotated by the CLI in another process.
+                        lastReload = Date()
                         try? await directory.reload(from: store)
                     }
                 }
@@ -105,16 +106,28 @@ public final class RunWorker: Service, Sendable {
 
     /// Until the next due run or lease expiry, and at most `idleCheck` — the safety net for work made
     /// due by another process (`doorbell` CLI replay) that cannot wake this one.
-    private func sleepTime() async -> (duration: Duration, idle: Bool) {
-        guard let due = try? await store.nextDueDate() else { return (.seconds(Self.idleCheck), true) }
-        let wait = due.timeIntervalSince(now()) + 0.002
-        let seconds = min(Self.idleCheck, max(0.001, wait))
-        return (.milliseconds(Int64(seconds * 1000)), wait >= Self.idleCheck)
+    private func sleepTime() async -> Duration {
+        guard let due = try? await store.nextDueDate() else { return .seconds(Self.idleCheck) }
+        let seconds = min(Self.idleCheck, max(0.001, due.timeIntervalSince(now()) + 0.002))
+        return .milliseconds(Int64(seconds * 1000))
+    }
+
+    /// Renews the claim every lease/3 while a step or delivery runs, so a long one is not taken over
+    /// by another worker (which would send it twice); cancel it when the work ends.
+    private func renewLease(_ runID: String) -> Task<Void, any Error> {
+        Task { [store, owner, lease] in
+            while !Task.isCancelled {
+                try await Task.sleep(for: .milliseconds(Int64(lease * 1000 / 3)))
+                _ = try await store.renewLease(runID: runID, owner: owner, until: Date().addingTimeInterval(lease))
+            }
+        }
     }
 
     /// Runs the claimed run from its next step until it finishes, waits for a retry, or dies.
     private func execute(_ record: RunRecord) async {
         if record.endpoint != nil {
+            let renewal = renewLease(record.id)
+            defer { renewal.cancel() }
             do {
                 try await deliverer.deliver(record, owner: owner)
             } catch {
@@ -144,13 +157,7 @@ public final class RunWorker: Service, Sendable {
             while case .runStep(let index) = action {
                 let step = automation.steps[index]
                 let input = StepInput(runID: record.id, event: stored.event, context: EventContext.make(stored.event, steps: outputs))
-                // Renew the claim while the step runs, so a long step is not taken over by another worker.
-                let renewal = Task { [store, owner, lease] in
-                    while !Task.isCancelled {
-                        try await Task.sleep(for: .milliseconds(Int64(lease * 1000 / 3)))
-                        _ = try await store.renewLease(runID: record.id, owner: owner, until: Date().addingTimeInterval(lease))
-                    }
-                }
+                let renewal = renewLease(record.id)
                 defer { renewal.cancel() }
                 do {
                     let output = try await executor.run(step, input)

@@ -7,12 +7,12 @@ import Logging
 public struct DoorbellCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "doorbell",
-        abstract: "A self-hosted webhook hub: receive, verify and durably store webhooks.",
+        abstract: "A self-hosted webhook hub: receive and verify webhooks, run automations, deliver signed webhooks.",
         discussion: """
             Start with `doorbell check` on your doorbell.yml, then `doorbell serve`.
             `doorbell trigger --list` shows sample events you can send to a running server.
             """,
-        subcommands: [ServeCommand.self, CheckCommand.self, EventsCommand.self, RunsCommand.self, ReplayCommand.self, TriggerCommand.self, SignCommand.self, VerifyCommand.self]
+        subcommands: [ServeCommand.self, CheckCommand.self, EventsCommand.self, RunsCommand.self, ReplayCommand.self, DeliveriesCommand.self, EndpointsCommand.self, TriggerCommand.self, SignCommand.self, VerifyCommand.self]
     )
 
     public init() {}

@@ -24,8 +24,8 @@ struct RunsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() async throws {
-            let store = try openRunStore(try options.load())
-            let runs = try await store.runs(matching: RunQuery(eventID: event, automation: automation, statuses: status.map { [$0] } ?? [], limit: max(1, limit)))
+            let store = try openStore(try options.load())
+            let runs = try await store.runs(matching: RunQuery(eventID: event, automation: automation, statuses: status.map { [$0] } ?? [], deliveries: false, limit: max(1, limit)))
             try await store.close()
             if json {
                 printJSON(runs.map(RunJSON.init))
@@ -50,7 +50,7 @@ struct RunsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let store = try openRunStore(try options.load())
+            let store = try openStore(try options.load())
             guard let run = try await store.run(id: id) else {
                 try await store.close()
                 printError("doorbell: no run with id '\(id)'")
@@ -104,25 +104,17 @@ struct ReplayCommand: AsyncParsableCommand {
             printError("doorbell: name an event, or filter with --source, --type, --automation, --status, --since or --until")
             throw ExitCode(1)
         }
-        let parse = { (text: String?, name: String) throws -> Date? in
-            guard let text else { return nil }
-            guard let date = ISO8601DateFormatter().date(from: text) else {
-                printError("doorbell: --\(name) '\(text)' is not an ISO 8601 time such as 2026-11-01T00:00:00Z")
-                throw ExitCode(1)
-            }
-            return date
-        }
         let configuration = try options.load()
         if let automation, !configuration.automations.contains(where: { $0.id == automation }) {
             printError("doorbell: no automation '\(automation)' in \(options.config)")
             throw ExitCode(1)
         }
-        let store = try openRunStore(configuration)
+        let store = try openStore(configuration)
         var started = false
         if let event, let automation {
             started = try await store.startRun(eventID: event, automation: automation, now: Date())
         }
-        let query = RunQuery(eventID: event, automation: automation, source: source, type: type, statuses: status, since: try parse(since, "since"), until: try parse(until, "until"), limit: Int.max)
+        let query = RunQuery(eventID: event, automation: automation, source: source, type: type, statuses: status, since: try parseTime(since, "since"), until: try parseTime(until, "until"), deliveries: false, limit: Int.max)
         let count = try await store.replay(matching: query, fromStart: fromStart, now: Date())
         try await store.close()
         print("replayed \(count + (started ? 1 : 0)) run(s)")
@@ -131,14 +123,16 @@ struct ReplayCommand: AsyncParsableCommand {
 
 extension RunStatus: ExpressibleByArgument {}
 
-/// The store as a run store; every backend that keeps runs conforms.
-private func openRunStore(_ configuration: Configuration) throws -> any EventStore & RunStore {
-    guard let store = try openStore(configuration) as? any EventStore & RunStore else {
-        printError("doorbell: this storage keeps no runs")
+/// An ISO 8601 option value, or exit 1 naming the option.
+func parseTime(_ text: String?, _ name: String) throws -> Date? {
+    guard let text else { return nil }
+    guard let date = ISO8601DateFormatter().date(from: text) else {
+        printError("doorbell: --\(name) '\(text)' is not an ISO 8601 time such as 2026-11-01T00:00:00Z")
         throw ExitCode(1)
     }
-    return store
+    return date
 }
+
 
 /// The JSON shape of a run in CLI output.
 struct RunJSON: Encodable {

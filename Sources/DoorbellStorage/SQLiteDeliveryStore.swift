@@ -38,7 +38,12 @@ extension SQLiteEventStore: DeliveryStore {
                     endpoint.secrets = [EndpointSecret.generate()]
                 }
                 try Self.upsert(endpoint, now: now, db)
-                if !endpoint.enabled { try Self.pauseWaiting(endpoint: endpoint.id, now: now, db) }
+                if endpoint.enabled {
+                    // Enabled again in the file: what waited goes out.
+                    try db.execute(sql: "UPDATE runs SET status = 'pending', due_at = ?, attempt = 0 WHERE endpoint = ? AND status = 'paused'", arguments: [now.millis, endpoint.id])
+                } else {
+                    try Self.pauseWaiting(endpoint: endpoint.id, now: now, db)
+                }
             }
         }
     }

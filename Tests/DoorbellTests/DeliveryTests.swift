@@ -278,3 +278,63 @@ extension DeliveryTests {
         }
     }
 }
+
+extension DeliveryTests {
+    @Test("kill -9 mid-delivery: after restart every delivery is sent again with the same webhook-id and succeeds")
+    func crashMidDelivery() async throws {
+        try await WebhookReceiver.with(keys: []) { receiver in
+            let folder = try TemporaryFolder.make()
+            let config = folder.appendingPathComponent("doorbell.yml")
+            try (Self.config(endpoints: "  - { id: slow, url: \"\(receiver.baseURL)/slow/1.5\" }", timeout: "10s") + "\nworker: { lease: 1s }\n")
+                .write(to: config, atomically: true, encoding: .utf8)
+            let first = try ServeProcess(config: config)
+            try first.start()
+            var ids: [String] = []
+            for n in 0..<5 {
+                let reply = try await api(.POST, first.baseURL + "/api/v1/events", ["type": "job", "data": ["n": n]])
+                ids.append(reply.json["id"] as? String ?? "")
+            }
+            #expect(try await eventually { try await receiver.log().count == 5 })
+            first.kill9()
+            let second = try ServeProcess(config: config)
+            try second.start()
+            defer { _ = second.terminate() }
+            #expect(try await eventually(20) {
+                let reply = try await api(.GET, second.baseURL + "/api/v1/deliveries?status=succeeded")
+                return (reply.json["data"] as? [Any])?.count == 5
+            })
+            let seen = try await receiver.log().map(\.id)
+            for id in ids {
+                #expect(seen.filter { $0 == id }.count == 2, "\(id) should arrive once before the kill and once after")
+            }
+        }
+    }
+
+    @Test("doorbell endpoints add|list|disable|enable|rotate-secret and deliveries list|retry work on the store")
+    func commandLine() async throws {
+        let folder = try TemporaryFolder.make()
+        let config = folder.appendingPathComponent("doorbell.yml")
+        try Self.config(endpoints: "  - { id: erp, url: \"https://erp.example.com/hooks\", events: [\"order.*\"], secret: \"\(newSecret())\" }")
+            .write(to: config, atomically: true, encoding: .utf8)
+        let cli = { (arguments: [String]) throws -> ChildProcess.Result in try ChildProcess.doorbell(arguments + ["--config", config.path]) }
+        let added = try cli(["endpoints", "add", "partner", "https://partner.example.com/in", "--events", "invoice.*", "--rate-limit", "10/s"])
+        #expect(added.status == 0)
+        #expect(added.stdout.contains("secret whsec_"))
+        #expect(try cli(["endpoints", "add", "bad", "ftp://x"]).stderr.contains("url: not an http(s) URL"))
+        var list = try cli(["endpoints", "list"]).stdout
+        #expect(list.contains("erp") && list.contains("partner") && list.contains("10/s"))
+        #expect(try cli(["endpoints", "disable", "partner"]).status == 0)
+        list = try cli(["endpoints", "list"]).stdout
+        #expect(list.contains("disabled: disabled with doorbell endpoints disable"))
+        #expect(try cli(["endpoints", "enable", "partner"]).status == 0)
+        let rotated = try cli(["endpoints", "rotate-secret", "partner", "--overlap", "1h"])
+        #expect(rotated.status == 0 && rotated.stdout.hasPrefix("secret whsec_"))
+        #expect(try cli(["endpoints", "list"]).stdout.split(separator: "\n").first { $0.hasPrefix("partner") }?.contains(" 2 ") == true)
+        let fromFile = try cli(["endpoints", "rotate-secret", "erp"])
+        #expect(fromFile.status == 1 && fromFile.stderr.contains("change it there"))
+        #expect(try cli(["endpoints", "enable", "nobody"]).status == 1)
+        #expect(try cli(["deliveries", "list"]).stdout.contains("no deliveries"))
+        #expect(try cli(["deliveries", "retry"]).status == 1)
+        #expect(try cli(["deliveries", "retry", "--endpoint", "partner"]).stdout.contains("queued 0 deliveries"))
+    }
+}

@@ -81,8 +81,6 @@ class Handler(BaseHTTPRequestHandler):
             status = 410
         elif parts[0] == "redirect":
             status, extra = 302, [("Location", "/ok")]
-        elif parts[0] == "slow":
-            time.sleep(float(parts[1]))
         elif parts[0] == "retry-after" and count == 0:
             status, extra = 429, [("Retry-After", parts[1])]
         record = {
@@ -92,7 +90,9 @@ class Handler(BaseHTTPRequestHandler):
             "content_type": headers.get("content-type"), "headers": headers,
         }
         with lock:
-            records.append(record)
+            records.append(record)  # recorded on arrival, so a delivery cut short still shows
+        if parts[0] == "slow":
+            time.sleep(float(parts[1]))
         self.answer(status, extra)
 
 
