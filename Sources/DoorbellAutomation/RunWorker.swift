@@ -49,7 +49,7 @@ public final class RunWorker: Service, Sendable {
         self.executor = StepExecutor(
             http: http, filesDirectory: filesDirectory, storeEmitted: storeEmitted,
             planRuns: { runs, eventID in
-                let created = try await store.plan(runs, eventID: eventID, now: Date())
+                let created = try await store.plan(runs, eventID: eventID, now: now())
                 if created > 0 { signal.signal() }
                 return created
             },
@@ -115,10 +115,10 @@ public final class RunWorker: Service, Sendable {
     /// Renews the claim every lease/3 while a step or delivery runs, so a long one is not taken over
     /// by another worker (which would send it twice); cancel it when the work ends.
     private func renewLease(_ runID: String) -> Task<Void, any Error> {
-        Task { [store, owner, lease] in
+        Task { [store, owner, lease, now] in
             while !Task.isCancelled {
                 try await Task.sleep(for: .milliseconds(Int64(lease * 1000 / 3)))
-                _ = try await store.renewLease(runID: runID, owner: owner, until: Date().addingTimeInterval(lease))
+                _ = try await store.renewLease(runID: runID, owner: owner, until: now().addingTimeInterval(lease))
             }
         }
     }
@@ -164,7 +164,7 @@ public final class RunWorker: Service, Sendable {
                     outputs[step.id] = output
                     action = progress.record(.succeeded, stepCount: automation.steps.count, policy: step.retry ?? automation.retry)
                     let json = String(decoding: try JSONSerialization.data(withJSONObject: output, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
-                    try await store.completeStep(runID: record.id, stepID: step.id, position: index, output: json, finished: action == .finished, owner: owner, leaseUntil: Date().addingTimeInterval(lease))
+                    try await store.completeStep(runID: record.id, stepID: step.id, position: index, output: json, finished: action == .finished, owner: owner, leaseUntil: now().addingTimeInterval(lease))
                     logger.debug("step succeeded", metadata: ["step": "\(step.id)"])
                 } catch {
                     let failure = error as? StepFailure ?? StepFailure("\(error)", retryable: true)
@@ -172,7 +172,7 @@ public final class RunWorker: Service, Sendable {
                     switch action {
                     case .retry(let after):
                         logger.warning("step failed; will retry", metadata: ["step": "\(step.id)", "in": "\(after) s", "error": "\(failure)"])
-                        try await store.failStep(runID: record.id, attempt: progress.attempt, error: progress.lastError ?? "", dueAt: Date().addingTimeInterval(after), owner: owner)
+                        try await store.failStep(runID: record.id, attempt: progress.attempt, error: progress.lastError ?? "", dueAt: now().addingTimeInterval(after), owner: owner)
                     case .dead(let reason):
                         logger.error("run dead", metadata: ["step": "\(step.id)", "error": "\(reason)"])
                         try await store.failStep(runID: record.id, attempt: progress.attempt, error: reason, dueAt: nil, owner: owner)

@@ -15,6 +15,9 @@ public protocol DeliveryStore: Sendable {
     func deleteEndpoint(id: String) async throws -> Bool
     /// Enabling re-queues the deliveries that waited (paused); disabling pauses the waiting ones.
     func setEndpoint(id: String, enabled: Bool, reason: String?, now: Date) async throws -> Bool
+    /// Disables an enabled endpoint; false when it was already disabled (or is gone), so concurrent
+    /// failures announce the disable once.
+    func disableIfEnabled(id: String, reason: String, now: Date) async throws -> Bool
     /// Makes `secret` current; the previous current one expires after `overlap` seconds.
     func rotateSecret(endpointID: String, to secret: EndpointSecret, overlap: Double, now: Date) async throws -> Endpoint?
     /// Records one attempt and moves its delivery on, together with the endpoint's failure streak, in

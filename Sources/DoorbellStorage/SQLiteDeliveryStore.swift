@@ -73,6 +73,15 @@ extension SQLiteEventStore: DeliveryStore {
         }
     }
 
+    public func disableIfEnabled(id: String, reason: String, now: Date) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ? AND enabled = 1", arguments: [reason, now.millis, id])
+            guard db.changesCount > 0 else { return false }
+            try Self.pauseWaiting(endpoint: id, now: now, db)
+            return true
+        }
+    }
+
     public func rotateSecret(endpointID: String, to secret: EndpointSecret, overlap: Double, now: Date) async throws -> Endpoint? {
         try await pool.write { db in
             guard var endpoint = try Row.fetchOne(db, sql: "SELECT * FROM endpoints WHERE id = ?", arguments: [endpointID]).map(Self.endpoint) else { return nil }

@@ -114,7 +114,7 @@ final class Deliverer: Sendable {
     /// Disables the endpoint, pauses what waits for it, and publishes `endpoint.disabled`.
     private func disable(_ endpoint: Endpoint, reason: String, since: Date?) async throws {
         let at = now()
-        guard try await store.setEndpoint(id: endpoint.id, enabled: false, reason: reason, now: at) else { return }
+        guard try await store.disableIfEnabled(id: endpoint.id, reason: reason, now: at) else { return }
         try await directory.reload(from: store)
         logger.error("endpoint disabled", metadata: ["endpoint": "\(endpoint.id)", "reason": "\(reason)"])
         var data: [String: Any] = ["endpoint": endpoint.id, "url": endpoint.url, "reason": reason, "disabled_at": ISO8601DateFormatter().string(from: at)]
