@@ -87,10 +87,14 @@ let package = Package(
             name: "doorbell",
             dependencies: ["DoorbellCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        /// The benchmark's reference target: a bare Hummingbird endpoint that reads the body and answers 200.
+        /// The benchmark's reference targets: a bare Hummingbird endpoint (the ingest ceiling) and a plain
+        /// async-http-client post loop (the delivery ceiling).
         .executableTarget(
             name: "doorbell-bench-bare",
-            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             path: "Benchmarks/BareEndpoint"
         ),
         .testTarget(
