@@ -29,5 +29,12 @@ struct CheckCommand: AsyncParsableCommand {
             let steps = automation.steps.map { "\($0.id) (\($0.action.kind))" }.joined(separator: " → ")
             print("    \(automation.id)  on \(automation.on.map(\.description).joined(separator: ", ")): \(steps)")
         }
+        print("  endpoints: \(configuration.endpoints.count) in the file (more may be added with the API or `doorbell endpoints add`)")
+        for endpoint in configuration.endpoints {
+            let secret = endpoint.secrets.isEmpty ? "secret generated on first start" : "\(endpoint.secrets.count) secret(s)"
+            print("    \(endpoint.id)  \(endpoint.url)  events \(endpoint.events.joined(separator: ",")), \(secret)\(endpoint.enabled ? "" : ", disabled")")
+        }
+        let allowed = configuration.outbound.addressPolicy.allowPrivate
+        print("  outbound: timeout \(configuration.outbound.timeout) s, private addresses \(allowed.isEmpty ? "refused" : "allowed in " + allowed.map(\.description).joined(separator: ", "))")
     }
 }
