@@ -67,13 +67,20 @@ public final class RunWorker: Service, Sendable {
     }
 
     public func run() async throws {
+        // Outlives the claim loop: runs still finishing during a graceful shutdown keep their leases.
+        let renewal = renewLeases()
+        defer { renewal.cancel() }
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 var lastReload = Date()
                 while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                    let free = concurrency - inFlight.withLock { $0 }
+                    let busy = inFlight.withLock { $0 }
+                    let free = concurrency - busy
                     var claimed: [RunRecord] = []
-                    if free > 0 {
+                    // Claim in batches: a claim is a write transaction, so while work is in flight
+                    // wait until a quarter of the slots are free instead of claiming one at a time.
+                    let mayClaim = free > 0 && (busy == 0 || free >= max(1, concurrency / 4))
+                    if mayClaim {
                         let now = self.now()
                         do {
                             claimed = try await store.claimDueRuns(owner: owner, limit: free, now: now, leaseUntil: now.addingTimeInterval(lease))
@@ -90,7 +97,9 @@ public final class RunWorker: Service, Sendable {
                         }
                     }
                     if !claimed.isEmpty && claimed.count == free { continue }
-                    await signal.wait(timeout: await sleepTime())
+                    // Without room to claim, only a finishing run (which signals) can change anything:
+                    // asking the store when the next run is due would just spin on a backlog.
+                    await signal.wait(timeout: mayClaim ? await sleepTime(claimedNothing: claimed.isEmpty) : .seconds(Self.idleCheck))
                     if Date().timeIntervalSince(lastReload) >= Self.idleCheck {
                         // Endpoints added, enabled or rotated by the CLI in another process.
                         lastReload = Date()
@@ -106,19 +115,21 @@ public final class RunWorker: Service, Sendable {
 
     /// Until the next due run or lease expiry, and at most `idleCheck` — the safety net for work made
     /// due by another process (`doorbell` CLI replay) that cannot wake this one.
-    private func sleepTime() async -> Duration {
+    /// Runs that are due but were not claimable (held back by a concurrency key) would make this
+    /// spin; after an empty claim the wait is at least 50 ms (a finishing run signals sooner).
+    private func sleepTime(claimedNothing: Bool) async -> Duration {
         guard let due = try? await store.nextDueDate() else { return .seconds(Self.idleCheck) }
-        let seconds = min(Self.idleCheck, max(0.001, due.timeIntervalSince(now()) + 0.002))
+        let seconds = min(Self.idleCheck, max(claimedNothing ? 0.05 : 0.001, due.timeIntervalSince(now()) + 0.002))
         return .milliseconds(Int64(seconds * 1000))
     }
 
-    /// Renews the claim every lease/3 while a step or delivery runs, so a long one is not taken over
-    /// by another worker (which would send it twice); cancel it when the work ends.
-    private func renewLease(_ runID: String) -> Task<Void, any Error> {
+    /// Renews every claim this worker holds, every lease/3, in one statement — so a long step or a
+    /// slow delivery is not taken over by another worker (which would send it twice).
+    private func renewLeases() -> Task<Void, any Error> {
         Task { [store, owner, lease, now] in
             while !Task.isCancelled {
                 try await Task.sleep(for: .milliseconds(Int64(lease * 1000 / 3)))
-                _ = try await store.renewLease(runID: runID, owner: owner, until: now().addingTimeInterval(lease))
+                try? await store.renewLeases(owner: owner, until: now().addingTimeInterval(lease))
             }
         }
     }
@@ -126,8 +137,6 @@ public final class RunWorker: Service, Sendable {
     /// Runs the claimed run from its next step until it finishes, waits for a retry, or dies.
     private func execute(_ record: RunRecord) async {
         if record.endpoint != nil {
-            let renewal = renewLease(record.id)
-            defer { renewal.cancel() }
             do {
                 try await deliverer.deliver(record, owner: owner)
             } catch {
@@ -157,8 +166,6 @@ public final class RunWorker: Service, Sendable {
             while case .runStep(let index) = action {
                 let step = automation.steps[index]
                 let input = StepInput(runID: record.id, event: stored.event, context: EventContext.make(stored.event, steps: outputs))
-                let renewal = renewLease(record.id)
-                defer { renewal.cancel() }
                 do {
                     let output = try await executor.run(step, input)
                     outputs[step.id] = output

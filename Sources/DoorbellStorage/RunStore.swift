@@ -16,8 +16,8 @@ public protocol RunStore: Sendable {
     func completeStep(runID: String, stepID: String, position: Int, output: String, finished: Bool, owner: String, leaseUntil: Date) async throws
     /// Records a failed attempt: waiting for a retry at `dueAt`, or dead when `dueAt` is nil.
     func failStep(runID: String, attempt: Int, error: String, dueAt: Date?, owner: String) async throws
-    /// Extends a claim while a long step runs; false when the run is no longer this owner's.
-    func renewLease(runID: String, owner: String, until: Date) async throws -> Bool
+    /// Extends every claim `owner` holds (one statement for all in-flight runs and deliveries).
+    func renewLeases(owner: String, until: Date) async throws
     /// Runs of an event, or all recent runs.
     func runs(eventID: String?, limit: Int) async throws -> [RunRecord]
     /// Runs matching a filter, newest first.

@@ -97,59 +97,15 @@ extension SQLiteEventStore: DeliveryStore {
     }
 
     public func finishAttempt(_ attempt: AttemptRecord, outcome: AttemptOutcome, owner: String) async throws -> Date? {
-        let now = Date().millis
-        return try await pool.write { db in
-            try db.execute(sql: """
-                INSERT INTO attempts (run_id, number, endpoint, started_at, status, latency_ms, response, error)
-                VALUES (?, (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE run_id = ?), ?, ?, ?, ?, ?, ?)
-                """, arguments: [attempt.runID, attempt.runID, attempt.endpoint, attempt.startedAt.millis, attempt.status, attempt.latencyMillis,
-                                 attempt.response.map { String($0.prefix(1024)) }, attempt.error.map { String($0.prefix(2000)) }])
-            switch outcome {
-            case .delivered:
-                try db.execute(sql: """
-                    UPDATE runs SET status = 'succeeded', next_step = 1, last_error = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ?
-                    WHERE id = ? AND lease_owner = ?
-                    """, arguments: [now, attempt.runID, owner])
-                try db.execute(sql: "UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL", arguments: [attempt.endpoint])
-                return nil
-            case .retry(let at, let failures):
-                try db.execute(sql: """
-                    UPDATE runs SET status = 'waiting_retry', attempt = ?, last_error = ?, due_at = ?, lease_owner = NULL, lease_until = NULL, updated_at = ?
-                    WHERE id = ? AND lease_owner = ?
-                    """, arguments: [failures, attempt.error.map { String($0.prefix(2000)) }, at.millis, now, attempt.runID, owner])
-            case .dead(let failures):
-                try db.execute(sql: """
-                    UPDATE runs SET status = 'dead', attempt = ?, last_error = ?, lease_owner = NULL, lease_until = NULL, updated_at = ?
-                    WHERE id = ? AND lease_owner = ?
-                    """, arguments: [failures, attempt.error.map { String($0.prefix(2000)) }, now, attempt.runID, owner])
-            case .paused:
-                try db.execute(sql: """
-                    UPDATE runs SET status = 'paused', last_error = ?, lease_owner = NULL, lease_until = NULL, updated_at = ?
-                    WHERE id = ? AND lease_owner = ?
-                    """, arguments: [attempt.error, now, attempt.runID, owner])
-            }
-            try db.execute(sql: "UPDATE endpoints SET failing_since = COALESCE(failing_since, ?) WHERE id = ?", arguments: [attempt.startedAt.millis, attempt.endpoint])
-            let since = try Int64.fetchOne(db, sql: "SELECT failing_since FROM endpoints WHERE id = ?", arguments: [attempt.endpoint])
-            return since.map { Date(timeIntervalSince1970: Double($0) / 1000) }
-        }
+        try await queueWrite(.finishAttempt(attempt, outcome, owner: owner))
     }
 
     public func deferRun(runID: String, owner: String, until: Date) async throws {
-        try await pool.write { db in
-            try db.execute(sql: """
-                UPDATE runs SET status = 'waiting_retry', due_at = ?, lease_owner = NULL, lease_until = NULL, updated_at = ?
-                WHERE id = ? AND lease_owner = ?
-                """, arguments: [until.millis, Date().millis, runID, owner])
-        }
+        _ = try await queueWrite(.deferRun(runID: runID, owner: owner, until: until))
     }
 
     public func pauseRun(runID: String, owner: String, reason: String) async throws {
-        try await pool.write { db in
-            try db.execute(sql: """
-                UPDATE runs SET status = 'paused', last_error = ?, lease_owner = NULL, lease_until = NULL, updated_at = ?
-                WHERE id = ? AND lease_owner = ?
-                """, arguments: [reason, Date().millis, runID, owner])
-        }
+        _ = try await queueWrite(.pauseRun(runID: runID, owner: owner, reason: reason))
     }
 
     public func attempts(runID: String) async throws -> [AttemptRecord] {

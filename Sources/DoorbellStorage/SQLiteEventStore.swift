@@ -8,6 +8,8 @@ import Logging
 public final class SQLiteEventStore: EventStore, RunStore {
     let pool: DatabasePool
     private let ingestBatches: GroupCommit<NewEvent, IngestOutcome>
+    /// Transitions of claimed runs and deliveries, batched like ingests.
+    let queueWrites: GroupCommit<QueueWrite, Date?>
     private let logger: Logger
 
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
@@ -26,6 +28,9 @@ public final class SQLiteEventStore: EventStore, RunStore {
         self.logger = logger
         self.ingestBatches = GroupCommit { events in
             try await pool.write { db in try SQLiteEventStore.insert(events, db) }
+        }
+        self.queueWrites = GroupCommit { writes in
+            try await pool.write { db in try writes.map { try SQLiteEventStore.apply($0, db) } }
         }
     }
 
@@ -113,6 +118,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
 
     public func close() async throws {
         await ingestBatches.close()
+        await queueWrites.close()
         try pool.close()
     }
 

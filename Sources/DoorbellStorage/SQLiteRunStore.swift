@@ -56,34 +56,16 @@ extension SQLiteEventStore {
     }
 
     public func completeStep(runID: String, stepID: String, position: Int, output: String, finished: Bool, owner: String, leaseUntil: Date) async throws {
-        let now = Date().millis
-        try await pool.write { db in
-            try db.execute(sql: """
-                INSERT INTO step_results (run_id, step_id, position, output, completed_at) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (run_id, step_id) DO UPDATE SET output = excluded.output, completed_at = excluded.completed_at
-                """, arguments: [runID, stepID, position, output, now])
-            try db.execute(sql: """
-                UPDATE runs SET next_step = ?, attempt = 0, last_error = NULL, status = ?, lease_until = ?, updated_at = ?
-                WHERE id = ? AND lease_owner = ?
-                """, arguments: [position + 1, finished ? RunStatus.succeeded.rawValue : RunStatus.running.rawValue, leaseUntil.millis, now, runID, owner])
-        }
+        _ = try await queueWrite(.completeStep(runID: runID, stepID: stepID, position: position, output: output, finished: finished, owner: owner, leaseUntil: leaseUntil))
     }
 
     public func failStep(runID: String, attempt: Int, error: String, dueAt: Date?, owner: String) async throws {
-        let now = Date().millis
-        try await pool.write { db in
-            try db.execute(sql: """
-                UPDATE runs SET attempt = ?, last_error = ?, status = ?, due_at = COALESCE(?, due_at),
-                    lease_owner = NULL, lease_until = NULL, updated_at = ?
-                WHERE id = ? AND lease_owner = ?
-                """, arguments: [attempt, String(error.prefix(2000)), (dueAt == nil ? RunStatus.dead : .waitingRetry).rawValue, dueAt?.millis, now, runID, owner])
-        }
+        _ = try await queueWrite(.failStep(runID: runID, attempt: attempt, error: error, dueAt: dueAt, owner: owner))
     }
 
-    public func renewLease(runID: String, owner: String, until: Date) async throws -> Bool {
+    public func renewLeases(owner: String, until: Date) async throws {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE runs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND status = 'running'", arguments: [until.millis, runID, owner])
-            return db.changesCount > 0
+            try db.execute(sql: "UPDATE runs SET lease_until = ? WHERE lease_owner = ? AND status = 'running'", arguments: [until.millis, owner])
         }
     }
 
