@@ -71,7 +71,9 @@ public final class RunWorker: Service, Sendable {
         let renewal = renewLeases()
         defer { renewal.cancel() }
         await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
+            // Discarding: a plain task group keeps every finished child until it is awaited, which
+            // grew memory with every run processed.
+            await withDiscardingTaskGroup { group in
                 var lastReload = Date()
                 while !Task.isShuttingDownGracefully && !Task.isCancelled {
                     let busy = inFlight.withLock { $0 }
@@ -158,7 +160,8 @@ public final class RunWorker: Service, Sendable {
                 return
             }
             var outputs: [String: Any] = [:]
-            for (stepID, json) in try await store.stepOutputs(runID: record.id) {
+            // A run that has not completed a step yet has no outputs to read back.
+            for (stepID, json) in record.nextStep == 0 ? [:] : try await store.stepOutputs(runID: record.id) {
                 outputs[stepID] = (try? JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])) ?? [:]
             }
             var progress = RunProgress(status: .running, nextStep: record.nextStep, attempt: record.attempt)
