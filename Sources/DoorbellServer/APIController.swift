@@ -331,9 +331,7 @@ struct APIController: Sendable {
     }
 
     static func iso(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
+        Timestamp.iso8601(date)
     }
 
     static func parseDate(_ text: String) -> Date? {

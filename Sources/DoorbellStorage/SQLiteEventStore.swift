@@ -87,7 +87,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
 
     public func event(id: String) async throws -> StoredEvent? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM events WHERE id = ?", arguments: [id]).map(Self.storedEvent)
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM events WHERE id = ?"), arguments: [id]).map(Self.storedEvent)
         }
     }
 

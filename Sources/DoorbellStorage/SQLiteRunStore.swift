@@ -6,9 +6,17 @@ import GRDB
 /// due rows; on PostgreSQL the same shape becomes `FOR UPDATE SKIP LOCKED`.
 extension SQLiteEventStore {
     public func claimDueRuns(owner: String, limit: Int, now: Date, leaseUntil: Date) async throws -> [RunRecord] {
-        let nowMillis = now.millis
-        // One branch per status, each walking the (status, due_at) index in order and stopping at
-        // `limit`: a large backlog of due runs is never collected and sorted just to take a few.
+        try await pool.write { db in
+            try Row.fetchAll(db.cachedStatement(sql: Self.claimSQL), arguments: [
+                "owner": owner, "leaseUntil": leaseUntil.millis, "now": now.millis, "limit": limit,
+            ]).map(Self.runRecord).sorted { $0.dueAt < $1.dueAt }
+        }
+    }
+
+    /// One branch per status, each walking the (status, due_at) index in order and stopping at the
+    /// limit: a large backlog of due runs is never collected and sorted just to take a few. The text
+    /// is constant (named parameters), so the statement is prepared once per connection.
+    static let claimSQL: String = {
         let ordering = """
             (r.concurrency_key IS NULL OR (
                 -- Arrival order: nothing earlier with the same key still waits to start…
@@ -19,21 +27,18 @@ extension SQLiteEventStore {
                 -- …and fewer than `limit` with the same key hold a live lease.
                 AND (SELECT COUNT(*) FROM runs x
                      WHERE x.automation = r.automation AND x.concurrency_key = r.concurrency_key
-                       AND x.status = 'running' AND x.id != r.id AND x.lease_until >= \(nowMillis)) < r.concurrency_limit))
+                       AND x.status = 'running' AND x.id != r.id AND x.lease_until >= :now) < r.concurrency_limit))
             """
         let branch = { (status: String, due: String) in
-            "SELECT * FROM (SELECT r.id, r.due_at, r.rowid AS rid FROM runs r WHERE r.status = '\(status)' AND \(due) <= \(nowMillis) AND \(ordering) ORDER BY \(due), r.rowid LIMIT \(limit))"
+            "SELECT * FROM (SELECT r.id, r.due_at, r.rowid AS rid FROM runs r WHERE r.status = '\(status)' AND \(due) <= :now AND \(ordering) ORDER BY \(due), r.rowid LIMIT :limit)"
         }
         let candidates = [branch("pending", "r.due_at"), branch("waiting_retry", "r.due_at"), branch("running", "r.lease_until")].joined(separator: " UNION ALL ")
-        return try await pool.write { db in
-            try Row.fetchAll(db, sql: """
-                UPDATE runs SET status = 'running', lease_owner = ?, lease_until = ?, updated_at = ?
-                WHERE id IN (SELECT id FROM (\(candidates)) ORDER BY due_at, rid LIMIT ?)
-                RETURNING *
-                """, arguments: [owner, leaseUntil.millis, nowMillis, limit]
-            ).map(Self.runRecord).sorted { $0.dueAt < $1.dueAt }
-        }
-    }
+        return """
+            UPDATE runs SET status = 'running', lease_owner = :owner, lease_until = :leaseUntil, updated_at = :now
+            WHERE id IN (SELECT id FROM (\(candidates)) ORDER BY due_at, rid LIMIT :limit)
+            RETURNING *
+            """
+    }()
 
     public func nextDueDate() async throws -> Date? {
         try await pool.read { db in

@@ -338,3 +338,13 @@ extension DeliveryTests {
         #expect(try cli(["deliveries", "retry", "--endpoint", "partner"]).stdout.contains("queued 0 deliveries"))
     }
 }
+
+@Test("Timestamp.iso8601 writes what Foundation's ISO 8601 formatter writes")
+func timestampMatchesFoundation() {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    for seconds in [0.0, 1.5, 951_782_400.999, 1_764_435_540.123, 4_102_444_799.5, Date().timeIntervalSince1970] {
+        let date = Date(timeIntervalSince1970: (seconds * 1000).rounded(.down) / 1000)
+        #expect(Timestamp.iso8601(date) == formatter.string(from: date), "\(seconds)")
+    }
+}

@@ -61,14 +61,12 @@ public enum DeliveryPayload {
 
     public static func body(for event: NewEvent) -> [UInt8] {
         guard isOwn(event) else { return event.body }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let type = (try? JSONSerialization.data(withJSONObject: event.type, options: [.fragmentsAllowed, .withoutEscapingSlashes])).map { [UInt8]($0) } ?? Array("\"\"".utf8)
         let data = (try? JSONSerialization.jsonObject(with: Data(event.body), options: [.fragmentsAllowed])) != nil
             ? event.body
             : [UInt8]((try? JSONSerialization.data(withJSONObject: String(decoding: event.body, as: UTF8.self), options: [.fragmentsAllowed])) ?? Data("null".utf8))
         var body = Array("{\"type\":".utf8) + type
-        body += Array(",\"timestamp\":\"\(formatter.string(from: event.receivedAt))\",\"data\":".utf8)
+        body += Array(",\"timestamp\":\"\(Timestamp.iso8601(event.receivedAt))\",\"data\":".utf8)
         body += data
         body += Array("}".utf8)
         return body
