@@ -10,7 +10,7 @@ public enum EventContext {
         return [
             "event": [
                 "id": event.id, "type": event.type, "source": event.source,
-                "received_at": ISO8601DateFormatter().string(from: event.receivedAt),
+                "received_at": Timestamp.iso8601(event.receivedAt),
             ] as [String: Any],
             "body": parseBody(event),
             "headers": headers,

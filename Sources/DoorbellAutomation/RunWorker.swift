@@ -165,15 +165,18 @@ public final class RunWorker: Service, Sendable {
                 outputs[stepID] = (try? JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])) ?? [:]
             }
             var progress = RunProgress(status: .running, nextStep: record.nextStep, attempt: record.attempt)
+            // The body is parsed once per run; only `steps` changes from one step to the next.
+            var context = EventContext.make(stored.event)
             var action = progress.start(stepCount: automation.steps.count)
             while case .runStep(let index) = action {
                 let step = automation.steps[index]
-                let input = StepInput(runID: record.id, event: stored.event, context: EventContext.make(stored.event, steps: outputs))
+                context["steps"] = outputs
+                let input = StepInput(runID: record.id, event: stored.event, context: context)
                 do {
                     let output = try await executor.run(step, input)
                     outputs[step.id] = output
                     action = progress.record(.succeeded, stepCount: automation.steps.count, policy: step.retry ?? automation.retry)
-                    let json = String(decoding: try JSONSerialization.data(withJSONObject: output, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+                    let json = String(decoding: try JSONSerialization.data(withJSONObject: output, options: [.withoutEscapingSlashes]), as: UTF8.self)
                     try await store.completeStep(runID: record.id, stepID: step.id, position: index, output: json, finished: action == .finished, owner: owner, leaseUntil: now().addingTimeInterval(lease))
                     logger.debug("step succeeded", metadata: ["step": "\(step.id)"])
                 } catch {

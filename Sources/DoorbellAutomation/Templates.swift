@@ -1,6 +1,7 @@
 import DoorbellCore
 import Foundation
 import Mustache
+import Synchronization
 
 /// Mustache rendering for step inputs. Values in URLs, headers, JSON and argv are rendered as plain
 /// text (no HTML escaping); `file` templates ending in .html escape HTML.
@@ -9,11 +10,21 @@ public enum Templates {
         public let description: String
     }
 
+    /// Parsed templates by source text: the same few templates render for every run, and parsing
+    /// was a measurable part of each step. Bounded, so templates built from data cannot grow it.
+    private static let parsed = Mutex<[String: MustacheTemplate]>([:])
+
     /// Renders `text` as a template over `context`; a malformed template is a `RenderError`.
     public static func render(_ text: String, _ context: [String: Any], html: Bool = false) throws -> String {
         guard text.contains("{{") else { return text }
+        let source = (html ? "" : "{{% CONTENT_TYPE: TEXT}}") + text
+        if let template = parsed.withLock({ $0[source] }) { return template.render(context) }
         do {
-            let template = try MustacheTemplate(string: (html ? "" : "{{% CONTENT_TYPE: TEXT}}") + text)
+            let template = try MustacheTemplate(string: source)
+            parsed.withLock { cache in
+                if cache.count >= 1024 { cache.removeAll() }
+                cache[source] = template
+            }
             return template.render(context)
         } catch {
             throw RenderError(description: "template error in '\(text.prefix(80))': \(error)")

@@ -117,8 +117,8 @@ final class Deliverer: Sendable {
         guard try await store.disableIfEnabled(id: endpoint.id, reason: reason, now: at) else { return }
         try await directory.reload(from: store)
         logger.error("endpoint disabled", metadata: ["endpoint": "\(endpoint.id)", "reason": "\(reason)"])
-        var data: [String: Any] = ["endpoint": endpoint.id, "url": endpoint.url, "reason": reason, "disabled_at": ISO8601DateFormatter().string(from: at)]
-        if let since { data["failing_since"] = ISO8601DateFormatter().string(from: since) }
+        var data: [String: Any] = ["endpoint": endpoint.id, "url": endpoint.url, "reason": reason, "disabled_at": Timestamp.iso8601(at)]
+        if let since { data["failing_since"] = Timestamp.iso8601(since) }
         let body = try JSONSerialization.data(withJSONObject: data, options: [.sortedKeys, .withoutEscapingSlashes])
         try await publish(NewEvent(
             source: DeliveryPayload.noticeSource, type: "endpoint.disabled", providerID: "endpoint.disabled-\(endpoint.id)-\(at.timeIntervalSince1970)",
