@@ -2,14 +2,16 @@ import DoorbellCore
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 
 /// The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`, so a commit is on
-/// disk when it returns. Ingests are group-committed.
+/// disk when it returns. Ingests and the worker's transitions are group-committed together: SQLite
+/// has one writer, so one batcher feeding it means one fsync for everything that is waiting.
 public final class SQLiteEventStore: EventStore, RunStore {
     let pool: DatabasePool
-    private let ingestBatches: GroupCommit<NewEvent, IngestOutcome>
-    /// Transitions of claimed runs and deliveries, batched like ingests.
-    let queueWrites: GroupCommit<QueueWrite, Date?>
+    private let writes: GroupCommit<StoreWrite, StoreWriteResult>
+    /// Events stored recently by this process, so the worker does not read back what it was just given.
+    private let recent = Mutex(RecentEvents())
     private let logger: Logger
 
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
@@ -26,17 +28,44 @@ public final class SQLiteEventStore: EventStore, RunStore {
         try SQLiteSchema.migrator.migrate(pool)
         self.pool = pool
         self.logger = logger
-        self.ingestBatches = GroupCommit { events in
-            try await pool.write { db in try SQLiteEventStore.insert(events, db) }
-        }
-        self.queueWrites = GroupCommit { writes in
-            try await pool.write { db in try writes.map { try SQLiteEventStore.apply($0, db) } }
+        self.writes = GroupCommit { items in
+            try await pool.write { db in
+                let events = items.compactMap { item -> NewEvent? in
+                    if case .ingest(let event) = item { return event }
+                    return nil
+                }
+                var outcomes = try SQLiteEventStore.insert(events, db).makeIterator()
+                return try items.map { item in
+                    switch item {
+                    case .ingest:
+                        let (outcome, sequence) = outcomes.next()!
+                        return .ingested(outcome, sequence: sequence)
+                    case .queue(let write):
+                        return .queued(try SQLiteEventStore.apply(write, db))
+                    }
+                }
+            }
         }
     }
 
     public func ingest(_ event: NewEvent) async throws -> IngestOutcome {
+        guard case .ingested(let outcome, let sequence) = try await write(.ingest(event)) else { preconditionFailure("an ingest answers with its outcome") }
+        if let sequence {
+            var stored = event
+            stored.automations = []
+            recent.withLock { $0.add(StoredEvent(sequence: sequence, event: stored)) }
+        }
+        return outcome
+    }
+
+    func queueWrite(_ write: QueueWrite) async throws -> Date? {
+        guard case .queued(let result) = try await self.write(.queue(write)) else { preconditionFailure("a queue write answers with its result") }
+        return result
+    }
+
+    private func write(_ item: StoreWrite) async throws -> StoreWriteResult {
         do {
-            return try await ingestBatches.submit(event)
+            return try await writes.submit(item)
         } catch let error as StoreError {
             throw error
         } catch {
@@ -45,7 +74,8 @@ public final class SQLiteEventStore: EventStore, RunStore {
     }
 
     /// Inserts a batch in the caller's transaction; a provider id seen before yields the earlier event.
-    static func insert(_ events: [NewEvent], _ db: Database) throws -> [IngestOutcome] {
+    /// Each outcome comes with the new row's sequence number (nil for a duplicate).
+    static func insert(_ events: [NewEvent], _ db: Database) throws -> [(IngestOutcome, Int64?)] {
         let insert = try db.cachedStatement(sql: """
             INSERT INTO events (id, source, type, provider_id, received_at, headers, body, depth)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -57,7 +87,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
             ON CONFLICT (event_id, automation) DO NOTHING
             """)
         let findDuplicate = try db.cachedStatement(sql: "SELECT id FROM events WHERE source = ? AND provider_id = ?")
-        var outcomes: [IngestOutcome] = []
+        var outcomes: [(IngestOutcome, Int64?)] = []
         outcomes.reserveCapacity(events.count)
         for event in events {
             try insert.execute(arguments: [
@@ -68,8 +98,9 @@ public final class SQLiteEventStore: EventStore, RunStore {
             if db.changesCount == 0, let providerID = event.providerID,
                 let earlier = try String.fetchOne(findDuplicate, arguments: [event.source, providerID])
             {
-                outcomes.append(IngestOutcome(id: earlier, duplicate: true))
+                outcomes.append((IngestOutcome(id: earlier, duplicate: true), nil))
             } else {
+                let sequence = db.lastInsertedRowID
                 // The event's runs commit with it: an acknowledged event never lacks its runs.
                 let millis = Int64((event.receivedAt.timeIntervalSince1970 * 1000).rounded())
                 for run in event.automations {
@@ -79,14 +110,15 @@ public final class SQLiteEventStore: EventStore, RunStore {
                         run.concurrencyKey, run.concurrencyLimit, run.endpoint,
                     ])
                 }
-                outcomes.append(IngestOutcome(id: event.id, duplicate: false))
+                outcomes.append((IngestOutcome(id: event.id, duplicate: false), sequence))
             }
         }
         return outcomes
     }
 
     public func event(id: String) async throws -> StoredEvent? {
-        try await pool.read { db in
+        if let event = recent.withLock({ $0.events[id] }) { return event }
+        return try await pool.read { db in
             try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM events WHERE id = ?"), arguments: [id]).map(Self.storedEvent)
         }
     }
@@ -117,8 +149,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
     }
 
     public func close() async throws {
-        await ingestBatches.close()
-        await queueWrites.close()
+        await writes.close()
         try pool.close()
     }
 
@@ -151,6 +182,42 @@ public final class SQLiteEventStore: EventStore, RunStore {
                 headers: HeaderCoding.decode(row["headers"] ?? ""), body: [UInt8](body), depth: row["depth"] ?? 0
             )
         )
+    }
+}
+
+/// What one batched write carries, and what it answers.
+enum StoreWrite: Sendable {
+    case ingest(NewEvent)
+    case queue(QueueWrite)
+}
+
+enum StoreWriteResult: Sendable {
+    case ingested(IngestOutcome, sequence: Int64?)
+    case queued(Date?)
+}
+
+/// The last few thousand stored events (at most 16 MiB of bodies), oldest dropped first.
+struct RecentEvents {
+    private(set) var events: [String: StoredEvent] = [:]
+    private var order: [String] = []
+    private var head = 0
+    private var bytes = 0
+    static let maxCount = 4096
+    static let maxBytes = 16 << 20
+
+    mutating func add(_ stored: StoredEvent) {
+        events[stored.event.id] = stored
+        order.append(stored.event.id)
+        bytes += stored.event.body.count
+        while order.count - head > Self.maxCount || bytes > Self.maxBytes {
+            let oldest = order[head]
+            head += 1
+            bytes -= events.removeValue(forKey: oldest)?.event.body.count ?? 0
+        }
+        if head > 4096 {
+            order.removeFirst(head)
+            head = 0
+        }
     }
 }
 

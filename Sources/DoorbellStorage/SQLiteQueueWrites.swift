@@ -15,16 +15,6 @@ enum QueueWrite: Sendable {
 }
 
 extension SQLiteEventStore {
-    func queueWrite(_ write: QueueWrite) async throws -> Date? {
-        do {
-            return try await queueWrites.submit(write)
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw StoreError.unavailable(String(describing: error))
-        }
-    }
-
     /// Applies one write inside the batch's transaction; returns since when the endpoint has been
     /// failing for `finishAttempt`, nil otherwise.
     static func apply(_ write: QueueWrite, _ db: Database) throws -> Date? {
