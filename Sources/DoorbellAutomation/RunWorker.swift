@@ -28,7 +28,7 @@ public final class RunWorker: Service, Sendable {
     static let idleCheck = 5.0
 
     public init(
-        store: any Store, planner: EventPlanner, filesDirectory: String, logger: Logger, concurrency: Int = 16, lease: Double = 60,
+        store: any Store, planner: EventPlanner, filesDirectory: String, logger: Logger, concurrency: Int = 64, lease: Double = 60,
         outbound: OutboundSettings = .init(), retry: RetryPolicy = .default, now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.store = store

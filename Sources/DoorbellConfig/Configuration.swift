@@ -92,7 +92,7 @@ public struct WorkerSettings: Sendable, Equatable {
     public var concurrency: Int
     public var lease: Double
 
-    public init(concurrency: Int = 16, lease: Double = 60) {
+    public init(concurrency: Int = 64, lease: Double = 60) {
         self.concurrency = concurrency
         self.lease = lease
     }
