@@ -176,7 +176,7 @@ public final class RunWorker: Service, Sendable {
                     let output = try await executor.run(step, input)
                     outputs[step.id] = output
                     action = progress.record(.succeeded, stepCount: automation.steps.count, policy: step.retry ?? automation.retry)
-                    let json = String(decoding: try JSONSerialization.data(withJSONObject: output, options: [.withoutEscapingSlashes]), as: UTF8.self)
+                    let json = try JSONText.string(output)
                     try await store.completeStep(runID: record.id, stepID: step.id, position: index, output: json, finished: action == .finished, owner: owner, leaseUntil: now().addingTimeInterval(lease))
                     logger.debug("step succeeded", metadata: ["step": "\(step.id)"])
                 } catch {

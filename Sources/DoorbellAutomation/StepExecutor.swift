@@ -71,7 +71,7 @@ struct StepExecutor: Sendable {
         switch http.body {
         case .none: body = nil
         case .json(let value):
-            body = [UInt8](try JSONSerialization.data(withJSONObject: try Templates.render(value, input.context), options: [.fragmentsAllowed, .withoutEscapingSlashes]))
+            body = try JSONText.data(try Templates.render(value, input.context))
             if !headers.contains(name: "Content-Type") { headers.add(name: "Content-Type", value: "application/json") }
         case .text(let text): body = Array(try Templates.render(text, input.context).utf8)
         case .form(let fields):
@@ -98,7 +98,7 @@ struct StepExecutor: Sendable {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Idempotency-Key", value: "\(input.runID)-\(step.id)")
-        return try await send(method: "POST", url: url, headers: headers, body: [UInt8](try JSONSerialization.data(withJSONObject: payload)), timeout: chat.timeout, expect: [])
+        return try await send(method: "POST", url: url, headers: headers, body: try JSONText.data(payload), timeout: chat.timeout, expect: [])
     }
 
     /// Sends a request; 2xx (or an `expect`ed status) is success; 408/409/425/429 and 5xx, timeouts and
@@ -228,7 +228,7 @@ struct StepExecutor: Sendable {
             throw StepFailure("chain depth limit \(maxChainDepth) reached: an emit loop?", retryable: false)
         }
         let type = try Templates.render(emit.type, input.context)
-        let data = try JSONSerialization.data(withJSONObject: try Templates.render(emit.data, input.context), options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes])
+        let data = try JSONText.data(try Templates.render(emit.data, input.context))
         // The provider id is the step's identity: a retried emit after a crash stores one event.
         var event = NewEvent(
             source: input.event.source, type: type, providerID: "\(input.runID)-\(step.id)",
@@ -250,7 +250,7 @@ struct StepExecutor: Sendable {
             throw StepFailure("chain depth limit \(maxChainDepth) reached: a deliver loop?", retryable: false)
         }
         let type = try Templates.render(typeTemplate, input.context)
-        let data = try JSONSerialization.data(withJSONObject: try Templates.render(deliver.data ?? .object([:]), input.context), options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes])
+        let data = try JSONText.data(try Templates.render(deliver.data ?? .object([:]), input.context))
         var event = NewEvent(
             source: input.event.source, type: type, providerID: "\(input.runID)-\(step.id)",
             headers: [Header(name: "Content-Type", value: "application/json")], body: [UInt8](data), depth: input.event.depth + 1

@@ -348,3 +348,17 @@ func timestampMatchesFoundation() {
         #expect(Timestamp.iso8601(date) == formatter.string(from: date), "\(seconds)")
     }
 }
+
+@Test("JSONText writes what JSONSerialization reads back to the same value, for native and parsed values")
+func jsonTextRoundTrips() throws {
+    let parsed = try JSONSerialization.jsonObject(with: Data(#"{"t":true,"f":false,"one":1,"zero":0,"d":1.5,"big":12345678901234,"neg":-3,"e":1e300,"n":null,"s":"a\"b\\c\n\t\u0001é😀/","list":[1,"x",{"k":[]}]}"#.utf8))
+    let native: [String: Any] = ["b": true, "i": 3, "d": 2.5, "whole": 4200.0, "s": "line\nbreak", "nested": ["a": [1, 2.25, false, NSNull()]], "parsed": parsed]
+    let written = try JSONText.data(native)
+    let back = try #require(try JSONSerialization.jsonObject(with: Data(written)) as? NSDictionary)
+    let expected = try #require(try JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: native)) as? NSDictionary)
+    #expect(back == expected)
+    // Booleans stay booleans, and numbers 1/0 stay numbers.
+    let text = String(decoding: written, as: UTF8.self)
+    #expect(text.contains(#""t":true"#) && text.contains(#""one":1"#) && text.contains(#""zero":0"#) && text.contains(#""whole":4200"#))
+    #expect(throws: JSONText.InvalidValue.self) { try JSONText.data(["x": Double.nan]) }
+}

@@ -61,10 +61,9 @@ public enum DeliveryPayload {
 
     public static func body(for event: NewEvent) -> [UInt8] {
         guard isOwn(event) else { return event.body }
-        let type = (try? JSONSerialization.data(withJSONObject: event.type, options: [.fragmentsAllowed, .withoutEscapingSlashes])).map { [UInt8]($0) } ?? Array("\"\"".utf8)
-        let data = (try? JSONSerialization.jsonObject(with: Data(event.body), options: [.fragmentsAllowed])) != nil
-            ? event.body
-            : [UInt8]((try? JSONSerialization.data(withJSONObject: String(decoding: event.body, as: UTF8.self), options: [.fragmentsAllowed])) ?? Data("null".utf8))
+        let type = (try? JSONText.data(event.type)) ?? Array("\"\"".utf8)
+        // Our own events are JSON by construction (API-validated, or written by JSONText).
+        let data = event.body.isEmpty ? Array("null".utf8) : event.body
         var body = Array("{\"type\":".utf8) + type
         body += Array(",\"timestamp\":\"\(Timestamp.iso8601(event.receivedAt))\",\"data\":".utf8)
         body += data
