@@ -147,9 +147,12 @@ public final class RunWorker: Service, Sendable {
             }
             return
         }
-        var logger = self.logger
-        logger[metadataKey: "run"] = .string(record.id)
-        logger[metadataKey: "automation"] = .string(record.automation)
+        // Metadata is built only when a line is actually logged (a copied logger with metadata set
+        // cost more per run than most steps).
+        let logger = self.logger
+        func runMetadata(_ extra: Logger.Metadata) -> Logger.Metadata {
+            extra.merging(["run": "\(record.id)", "automation": "\(record.automation)"]) { first, _ in first }
+        }
         guard let automation = automations[record.automation] else {
             try? await store.failStep(runID: record.id, attempt: record.attempt, error: "automation '\(record.automation)' is no longer configured", dueAt: nil, owner: owner)
             return
@@ -178,16 +181,16 @@ public final class RunWorker: Service, Sendable {
                     action = progress.record(.succeeded, stepCount: automation.steps.count, policy: step.retry ?? automation.retry)
                     let json = try JSONText.string(output)
                     try await store.completeStep(runID: record.id, stepID: step.id, position: index, output: json, finished: action == .finished, owner: owner, leaseUntil: now().addingTimeInterval(lease))
-                    logger.debug("step succeeded", metadata: ["step": "\(step.id)"])
+                    logger.debug("step succeeded", metadata: runMetadata(["step": "\(step.id)"]))
                 } catch {
                     let failure = error as? StepFailure ?? StepFailure("\(error)", retryable: true)
                     action = progress.record(.failed(error: "\(step.id): \(failure.description)", retryable: failure.retryable, retryAfter: failure.retryAfter), stepCount: automation.steps.count, policy: step.retry ?? automation.retry)
                     switch action {
                     case .retry(let after):
-                        logger.warning("step failed; will retry", metadata: ["step": "\(step.id)", "in": "\(after) s", "error": "\(failure)"])
+                        logger.warning("step failed; will retry", metadata: runMetadata(["step": "\(step.id)", "in": "\(after) s", "error": "\(failure)"]))
                         try await store.failStep(runID: record.id, attempt: progress.attempt, error: progress.lastError ?? "", dueAt: now().addingTimeInterval(after), owner: owner)
                     case .dead(let reason):
-                        logger.error("run dead", metadata: ["step": "\(step.id)", "error": "\(reason)"])
+                        logger.error("run dead", metadata: runMetadata(["step": "\(step.id)", "error": "\(reason)"]))
                         try await store.failStep(runID: record.id, attempt: progress.attempt, error: reason, dueAt: nil, owner: owner)
                     case .runStep, .finished:
                         break
@@ -199,7 +202,7 @@ public final class RunWorker: Service, Sendable {
             }
         } catch {
             // Storage failed mid-run: the lease expires and the run is claimed again; completed steps stay done.
-            logger.error("run interrupted by storage", metadata: ["error": "\(error)"])
+            logger.error("run interrupted by storage", metadata: runMetadata(["error": "\(error)"]))
         }
     }
 }

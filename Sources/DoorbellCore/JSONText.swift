@@ -23,6 +23,8 @@ public enum JSONText {
 
     private static func write(_ value: Any, into out: inout [UInt8]) throws {
         // Exact types first: a parsed NSNumber 1 also answers `as? Bool`, a native Int `as? NSNumber`.
+        // Collections before the NSNull/NSNumber checks: casting a Swift dictionary to an NSObject
+        // class bridges it to NSDictionary first, which is what made JSONSerialization slow.
         if let text = value as? String {
             writeString(text, into: &out)
         } else if type(of: value) == Bool.self {
@@ -31,16 +33,6 @@ public enum JSONText {
             out += Array(String(value as! Int).utf8)
         } else if type(of: value) == Double.self {
             try writeDouble(value as! Double, into: &out)
-        } else if value is NSNull {
-            out += Array("null".utf8)
-        } else if let number = value as? NSNumber {
-            if type(of: number) == booleanType {
-                out += number.boolValue ? Array("true".utf8) : Array("false".utf8)
-            } else {
-                let text = number.stringValue
-                guard text != "nan", !text.contains("inf") else { throw InvalidValue(description: "\(text) is not a JSON number") }
-                out += Array(text.utf8)
-            }
         } else if let object = value as? [String: Any] {
             out.append(UInt8(ascii: "{"))
             var first = true
@@ -59,6 +51,16 @@ public enum JSONText {
                 try write(item, into: &out)
             }
             out.append(UInt8(ascii: "]"))
+        } else if value is NSNull {
+            out += Array("null".utf8)
+        } else if let number = value as? NSNumber {
+            if type(of: number) == booleanType {
+                out += number.boolValue ? Array("true".utf8) : Array("false".utf8)
+            } else {
+                let text = number.stringValue
+                guard text != "nan", !text.contains("inf") else { throw InvalidValue(description: "\(text) is not a JSON number") }
+                out += Array(text.utf8)
+            }
         } else if let number = value as? any BinaryInteger {
             out += Array(String(describing: number).utf8)
         } else if let number = value as? any BinaryFloatingPoint {

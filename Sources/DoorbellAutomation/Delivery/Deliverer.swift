@@ -36,9 +36,10 @@ final class Deliverer: Sendable {
 
     func deliver(_ record: RunRecord, owner: String) async throws {
         guard let endpointID = record.endpoint else { return }
-        var logger = self.logger
-        logger[metadataKey: "delivery"] = .string(record.id)
-        logger[metadataKey: "endpoint"] = .string(endpointID)
+        // Built only when a line is logged.
+        func metadata(_ extra: Logger.Metadata = [:]) -> Logger.Metadata {
+            extra.merging(["delivery": "\(record.id)", "endpoint": "\(endpointID)"]) { first, _ in first }
+        }
         guard let endpoint = directory.endpoint(id: endpointID) else {
             let attempt = AttemptRecord(runID: record.id, endpoint: endpointID, startedAt: now(), status: nil, latencyMillis: 0, response: nil, error: "endpoint '\(endpointID)' no longer exists")
             _ = try await store.finishAttempt(attempt, outcome: .dead(failures: record.attempt + 1), owner: owner)
@@ -99,12 +100,12 @@ final class Deliverer: Sendable {
         let failingSince = try await store.finishAttempt(attempt, outcome: outcome, owner: owner)
         switch outcome {
         case .delivered:
-            logger.debug("delivered", metadata: ["status": "\(result.status ?? 0)", "ms": "\(latency)"])
+            logger.debug("delivered", metadata: metadata(["status": "\(result.status ?? 0)", "ms": "\(latency)"]))
         case .paused:
-            logger.warning("endpoint answered 410 Gone: disabling it")
+            logger.warning("endpoint answered 410 Gone: disabling it", metadata: metadata())
             try await disable(endpoint, reason: "answered 410 Gone", since: nil)
         case .retry, .dead:
-            logger.warning("delivery attempt failed", metadata: ["error": "\(attempt.error ?? "")"])
+            logger.warning("delivery attempt failed", metadata: metadata(["error": "\(attempt.error ?? "")"]))
             if let failingSince, start.timeIntervalSince(failingSince) >= settings.disableAfter {
                 try await disable(endpoint, reason: "failing without a success since \(failingSince)", since: failingSince)
             }
