@@ -119,7 +119,7 @@ struct APIController: Sendable {
         if let unknown = body.keys.first(where: { !["type", "data", "idempotency_key"].contains($0) }) {
             throw APIError(.badRequest, "\(unknown): unknown field; expected type, data, idempotency_key")
         }
-        let encoded = try JSONSerialization.data(withJSONObject: data, options: [.sortedKeys, .withoutEscapingSlashes])
+        let encoded = try JSONText.data(data)
         // The idempotency key is the event's provider id within source `api`: the same key twice stores once.
         let event = planner.plan(NewEvent(
             source: DeliveryPayload.apiSource, type: type, providerID: key, receivedAt: now(),
@@ -128,7 +128,7 @@ struct APIController: Sendable {
         let outcome = try await store.ingest(event)
         if !outcome.duplicate && !event.automations.isEmpty { wake() }
         context.logger.debug("published", metadata: ["event": "\(outcome.id)", "type": "\(type)"])
-        return JSONResponse.object(.accepted, ["id": outcome.id, "duplicate": outcome.duplicate])
+        return IngestReply(id: outcome.id, duplicate: outcome.duplicate).response(status: .accepted)
     }
 
     private func listEvents(_ request: Request) async throws -> Response {

@@ -153,11 +153,13 @@ struct IngestReply {
 
     /// Written directly, not through JSONEncoder: this is the hot path, and event ids are ours
     /// (`evt_` + Crockford base32), so they never need escaping.
-    var response: Response {
+    var response: Response { response(status: .ok) }
+
+    func response(status: HTTPResponse.Status) -> Response {
         var buffer = ByteBuffer()
         buffer.writeString(duplicate ? #"{"duplicate":true,"id":""# : #"{"duplicate":false,"id":""#)
         buffer.writeString(id)
         buffer.writeString(#""}"#)
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
     }
 }

@@ -28,6 +28,14 @@ public final class OutboundHTTP: Sendable {
     private let configuration: HTTPClient.Configuration
     /// One pinned client per https host, replaced when the host's checked address changes.
     private let pinned = Mutex<[String: (address: String, client: HTTPClient)]>([:])
+    /// Verdicts for URLs whose host is an IP literal: nothing to resolve, so the verdict never
+    /// changes, and parsing the URL was a visible part of every delivery. Bounded.
+    private let literalRoutes = Mutex<[String: LiteralRoute]>([:])
+
+    private enum LiteralRoute {
+        case refused(OutboundRefusal)
+        case rewritten(url: String, hostHeader: String?)
+    }
 
     public init(policy: AddressPolicy, concurrency: Int = 16, resolver: Resolver? = nil) {
         var configuration = HTTPClient.Configuration()
@@ -48,6 +56,16 @@ public final class OutboundHTTP: Sendable {
 
     /// Which client and (possibly rewritten) request reach the checked address.
     func route(_ original: HTTPClientRequest) async throws -> (HTTPClient, HTTPClientRequest) {
+        if let cached = literalRoutes.withLock({ $0[original.url] }) {
+            switch cached {
+            case .refused(let refusal): throw refusal
+            case .rewritten(let url, let hostHeader):
+                var request = original
+                if let hostHeader, !request.headers.contains(name: "Host") { request.headers.add(name: "Host", value: hostHeader) }
+                request.url = url
+                return (shared, request)
+            }
+        }
         guard let components = URLComponents(string: original.url), let scheme = components.scheme?.lowercased(), ["http", "https"].contains(scheme),
             let rawHost = components.host, !rawHost.isEmpty
         else {
@@ -65,26 +83,36 @@ public final class OutboundHTTP: Sendable {
             }
             guard !addresses.isEmpty else { throw OutboundResolutionError(host: host, reason: "no A or AAAA record") }
         }
+        let isLiteral = AddressPolicy.parseLiteral(host) != nil
         // Every answer must pass, not just the first: a mixed answer is how rebinding starts.
         for address in addresses {
             if let reason = policy.refusal(for: address) {
-                throw OutboundRefusal("refused \(original.url): \(host) → \(reason); list its range in outbound.allow_private to allow it")
+                let refusal = OutboundRefusal("refused \(original.url): \(host) → \(reason); list its range in outbound.allow_private to allow it")
+                if isLiteral { remember(original.url, .refused(refusal)) }
+                throw refusal
             }
         }
         let address = AddressPolicy.format(addresses[0])
         let hostPart = address.contains(":") ? "[\(address)]" : address
         let port = components.port
-        if scheme == "http" || AddressPolicy.parseLiteral(host) != nil {
+        if scheme == "http" || isLiteral {
             var request = original
             var rewritten = components
             rewritten.percentEncodedHost = hostPart
-            if scheme == "http", !request.headers.contains(name: "Host") {
-                request.headers.add(name: "Host", value: port.map { "\(rawHost):\($0)" } ?? rawHost)
-            }
+            let hostHeader = scheme == "http" ? (port.map { "\(rawHost):\($0)" } ?? rawHost) : nil
+            if let hostHeader, !request.headers.contains(name: "Host") { request.headers.add(name: "Host", value: hostHeader) }
             request.url = rewritten.string ?? original.url
+            if isLiteral { remember(original.url, .rewritten(url: request.url, hostHeader: hostHeader)) }
             return (shared, request)
         }
         return (pinnedClient(host: host, address: address), original)
+    }
+
+    private func remember(_ url: String, _ route: LiteralRoute) {
+        literalRoutes.withLock { routes in
+            if routes.count >= 4096 { routes.removeAll() }
+            routes[url] = route
+        }
     }
 
     private func pinnedClient(host: String, address: String) -> HTTPClient {
