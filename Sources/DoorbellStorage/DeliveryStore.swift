@@ -10,7 +10,8 @@ public protocol DeliveryStore: Sendable {
     func saveEndpoint(_ endpoint: Endpoint, now: Date) async throws
     /// Brings the endpoints declared in `doorbell.yml` up to date. A generated secret is kept when
     /// the file gives none; a secret changed in the file keeps signing for `overlap` seconds (rotation);
-    /// a runtime disable (410, failing for days) survives restarts.
+    /// a runtime disable (410, failing for days) survives restarts; one no longer in the file is
+    /// removed and its waiting deliveries are paused.
     func syncConfigured(_ endpoints: [Endpoint], overlap: Double, now: Date) async throws
     func deleteEndpoint(id: String) async throws -> Bool
     /// Enabling re-queues the deliveries that waited (paused); disabling pauses the waiting ones.

@@ -18,6 +18,13 @@ extension SQLiteEventStore: DeliveryStore {
 
     public func syncConfigured(_ endpoints: [Endpoint], overlap: Double, now: Date) async throws {
         try await pool.write { db in
+            // An endpoint taken out of the file is gone; what still waited for it is parked, and
+            // sent if the endpoint comes back.
+            let declared = Set(endpoints.map(\.id))
+            for id in try String.fetchAll(db, sql: "SELECT id FROM endpoints WHERE from_config = 1") where !declared.contains(id) {
+                try Self.pauseWaiting(endpoint: id, now: now, db)
+                try db.execute(sql: "DELETE FROM endpoints WHERE id = ?", arguments: [id])
+            }
             for var endpoint in endpoints {
                 let stored = try Row.fetchOne(db, sql: "SELECT * FROM endpoints WHERE id = ?", arguments: [endpoint.id]).map(Self.endpoint)
                 if let stored {

@@ -336,6 +336,10 @@ extension DeliveryTests {
         #expect(try cli(["deliveries", "list"]).stdout.contains("no deliveries"))
         #expect(try cli(["deliveries", "retry"]).status == 1)
         #expect(try cli(["deliveries", "retry", "--endpoint", "partner"]).stdout.contains("queued 0 deliveries"))
+        // Taking an endpoint out of the file removes it; one added with the CLI stays.
+        try Self.config(endpoints: "  []").write(to: config, atomically: true, encoding: .utf8)
+        list = try cli(["endpoints", "list"]).stdout
+        #expect(!list.contains("erp") && list.contains("partner"))
     }
 }
 

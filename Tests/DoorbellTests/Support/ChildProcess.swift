@@ -42,6 +42,31 @@ enum ChildProcess {
     }
 }
 
+/// A Python fixture server (`Fixtures/<script>`) in a child process: starts it and returns the words
+/// of its `READY …` line (at most 20 s), or throws with what it printed.
+func startPythonFixture(_ process: Process, script: String, arguments: [String]) throws -> [Substring] {
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", TestFixtures.url(script).path] + arguments
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let handle = out.fileHandleForReading
+    var text = ""
+    let deadline = Date().addingTimeInterval(20)
+    while Date() < deadline, !text.contains("\n") {
+        let data = handle.availableData
+        if data.isEmpty { break }
+        text += String(decoding: data, as: UTF8.self)
+    }
+    let words = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ")
+    guard words.first == "READY" else {
+        process.terminate()
+        throw TestFailure("\(script) did not start: \(text)")
+    }
+    return Array(words.dropFirst())
+}
+
 /// `doorbell serve` as a child process, for crash and signal tests.
 final class ServeProcess: @unchecked Sendable {
     let process = Process()

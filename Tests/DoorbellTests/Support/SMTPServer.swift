@@ -10,27 +10,13 @@ final class SMTPServer: @unchecked Sendable {
     /// `mode`: plain, starttls or tls; `port` 0 picks a free one.
     init(mode: String, auth: Bool, port: Int = 0) throws {
         folder = try TemporaryFolder.make()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", TestFixtures.url("smtp_server.py").path, mode, auth ? "auth" : "noauth", folder.path, String(port)]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let handle = out.fileHandleForReading
-        var text = ""
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, !text.contains("\n") {
-            let data = handle.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
-        }
-        let parts = text.split(separator: " ")
-        guard parts.count >= 3, parts[0] == "READY", let port = Int(parts[1]) else {
+        let ready = try startPythonFixture(process, script: "smtp_server.py", arguments: [mode, auth ? "auth" : "noauth", folder.path, String(port)])
+        guard ready.count >= 2, let port = Int(ready[0]) else {
             process.terminate()
-            throw TestFailure("SMTP server did not start: \(text)")
+            throw TestFailure("SMTP server said: READY \(ready.joined(separator: " "))")
         }
         self.port = port
-        self.certificate = parts[2].trimmingCharacters(in: .whitespacesAndNewlines)
+        self.certificate = String(ready[1])
     }
 
     /// The messages received, as parsed by Python's email package: subject, recipients, text, html,

@@ -11,25 +11,11 @@ final class WebhookReceiver: @unchecked Sendable {
 
     /// `keys`: whsec_ secrets and whpk_ public keys to verify with.
     init(keys: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         let keysJSON = String(decoding: try JSONSerialization.data(withJSONObject: keys), as: UTF8.self)
-        process.arguments = ["python3", TestFixtures.url("webhook_receiver.py").path, keysJSON]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let handle = out.fileHandleForReading
-        var text = ""
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, !text.contains("\n") {
-            let data = handle.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
-        }
-        let parts = text.split(separator: " ")
-        guard parts.count == 2, parts[0] == "READY", let port = Int(parts[1].trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        let ready = try startPythonFixture(process, script: "webhook_receiver.py", arguments: [keysJSON])
+        guard let first = ready.first, let port = Int(first) else {
             process.terminate()
-            throw TestFailure("webhook receiver did not start: \(text)")
+            throw TestFailure("webhook receiver said: READY \(ready.joined(separator: " "))")
         }
         self.port = port
     }
