@@ -366,3 +366,32 @@ func jsonTextRoundTrips() throws {
     #expect(text.contains(#""t":true"#) && text.contains(#""one":1"#) && text.contains(#""zero":0"#) && text.contains(#""whole":4200"#))
     #expect(throws: JSONText.InvalidValue.self) { try JSONText.data(["x": Double.nan]) }
 }
+
+@Test("CircuitBreaker: opens after the threshold, probes once after the cooldown, doubles on a failed probe, closes on success")
+func circuitBreakerStates() {
+    let t0 = Date(timeIntervalSince1970: 1_000_000)
+    var breaker = CircuitBreaker(threshold: 3, cooldown: 10, maxCooldown: 25)
+    for _ in 0..<2 {
+        #expect(breaker.permit(now: t0) == .allow)
+        breaker.recordFailure(now: t0)
+    }
+    #expect(!breaker.isOpen)
+    breaker.recordFailure(now: t0)
+    #expect(breaker.permit(now: t0.addingTimeInterval(5)) == .wait(until: t0.addingTimeInterval(10)))
+    // After the cooldown exactly one probe goes; the others wait for its answer.
+    #expect(breaker.permit(now: t0.addingTimeInterval(10)) == .allow)
+    #expect(breaker.permit(now: t0.addingTimeInterval(10)) == .wait(until: t0.addingTimeInterval(11)))
+    // A probe that never went out is handed back without a longer pause.
+    breaker.cancelProbe(now: t0.addingTimeInterval(10))
+    #expect(breaker.permit(now: t0.addingTimeInterval(10)) == .allow)
+    // A failed probe reopens it for twice as long, capped.
+    breaker.recordFailure(now: t0.addingTimeInterval(10))
+    #expect(breaker.permit(now: t0.addingTimeInterval(29)) == .wait(until: t0.addingTimeInterval(30)))
+    #expect(breaker.permit(now: t0.addingTimeInterval(30)) == .allow)
+    breaker.recordFailure(now: t0.addingTimeInterval(30))
+    #expect(breaker.state == .open(until: t0.addingTimeInterval(55), cooldown: 25))
+    #expect(breaker.permit(now: t0.addingTimeInterval(55)) == .allow)
+    breaker.recordSuccess()
+    #expect(breaker.state == .closed(failures: 0))
+    #expect(breaker.permit(now: t0.addingTimeInterval(55)) == .allow)
+}

@@ -63,9 +63,7 @@ final class Deliverer: Sendable {
         }
         if let until = limiter.acquire(endpointID, limit: endpoint.rateLimit, now: start) {
             // Not an attempt: nothing was sent. A half-open circuit's probe slot is given back.
-            breakers.withLock { breakers in
-                if case .halfOpen = breakers[endpointID]?.state { breakers[endpointID]?.recordFailure(now: start) }
-            }
+            breakers.withLock { $0[endpointID]?.cancelProbe(now: start) }
             try await store.deferRun(runID: record.id, owner: owner, until: until)
             return
         }

@@ -62,6 +62,12 @@ public struct CircuitBreaker: Sendable, Equatable {
         }
     }
 
+    /// The probe that was allowed did not go out (e.g. the rate limit held it back): the next
+    /// delivery may probe instead, without a longer pause.
+    public mutating func cancelProbe(now: Date) {
+        if case .halfOpen(let cooldown) = state { state = .open(until: now, cooldown: cooldown) }
+    }
+
     public var isOpen: Bool {
         if case .closed = state { return false }
         return true
