@@ -31,7 +31,7 @@ enum OutboundReader {
         var seen: Set<String> = []
         for (index, item) in items.enumerated() {
             let path = "endpoints[\(index)]"
-            guard let keys = reader.mapping(item, at: path, allowed: ["id", "url", "events", "secret", "secrets", "rate_limit", "headers", "enabled", "description"]) else { continue }
+            guard let keys = reader.mapping(item, at: path, allowed: ["id", "url", "events", "secret", "secrets", "rate_limit", "headers", "enabled", "description", "retry"]) else { continue }
             guard let id = keys["id"].flatMap({ reader.nonEmptyString($0, at: "\(path).id") }) else {
                 if keys["id"] == nil { reader.error("\(path).id", "missing: every endpoint needs an id", item) }
                 continue
@@ -54,6 +54,7 @@ enum OutboundReader {
             if let node = keys["headers"] { endpoint.headers = AutomationReader.stringMap(node, at: "\(path).headers", reader) }
             if let node = keys["enabled"], let value = reader.bool(node, at: "\(path).enabled") { endpoint.enabled = value }
             endpoint.description = keys["description"].flatMap { reader.string($0, at: "\(path).description") }
+            endpoint.retry = keys["retry"].flatMap { AutomationReader.readRetry($0, at: "\(path).retry", reader) }
             for problem in endpoint.problems() {
                 reader.error("\(path).\(problem.field)", problem.message, keys[problem.field] ?? item)
             }

@@ -216,7 +216,7 @@ struct APIController: Sendable {
     }
 
     private func apply(_ body: [String: Any], to endpoint: inout Endpoint, creating: Bool) throws {
-        let allowed = ["id", "url", "events", "secret", "rate_limit", "headers", "enabled", "description"]
+        let allowed = ["id", "url", "events", "secret", "rate_limit", "headers", "enabled", "description", "retry"]
         if let unknown = body.keys.first(where: { !allowed.contains($0) }) {
             throw APIError(.badRequest, "\(unknown): unknown field; expected one of \(allowed.joined(separator: ", "))")
         }
@@ -237,6 +237,23 @@ struct APIController: Sendable {
         if let headers = body["headers"] { guard let map = headers as? [String: String] else { throw APIError(.badRequest, "headers: an object of strings") }; endpoint.headers = map }
         if let enabled = body["enabled"] { guard let flag = enabled as? Bool else { throw APIError(.badRequest, "enabled: true or false") }; endpoint.enabled = flag; endpoint.disabledReason = flag ? nil : "disabled through the API" }
         if let description = body["description"] { endpoint.description = description as? String }
+        if let retry = body["retry"] {
+            if retry is NSNull { endpoint.retry = nil } else {
+                guard let object = retry as? [String: Any], let list = object["schedule"] as? [Any], !list.isEmpty else {
+                    throw APIError(.badRequest, "retry: {\"schedule\": [\"0s\", \"5s\", …], \"jitter\": 0.2}")
+                }
+                var schedule: [Double] = []
+                for item in list {
+                    guard let seconds = (item as? String).flatMap(Units.parseDuration) ?? (item as? NSNumber)?.doubleValue, seconds >= 0 else {
+                        throw APIError(.badRequest, "retry.schedule: '\(item)' is not a duration")
+                    }
+                    schedule.append(seconds)
+                }
+                let jitter = (object["jitter"] as? NSNumber)?.doubleValue ?? RetryPolicy.default.jitter
+                guard (0...1).contains(jitter) else { throw APIError(.badRequest, "retry.jitter: a fraction from 0 to 1") }
+                endpoint.retry = RetryPolicy(schedule: schedule, jitter: jitter)
+            }
+        }
     }
 
     private func validate(_ endpoint: Endpoint) throws {
@@ -251,6 +268,7 @@ struct APIController: Sendable {
         object["rate_limit"] = endpoint.rateLimit?.description ?? NSNull()
         object["disabled_reason"] = endpoint.disabledReason ?? NSNull()
         object["description"] = endpoint.description ?? NSNull()
+        object["retry"] = endpoint.retry.map { ["schedule": $0.schedule, "jitter": $0.jitter] as [String: Any] } ?? NSNull()
         object["secrets"] = endpoint.secrets.map { secret -> [String: Any] in
             [
                 "secret": revealSecrets ? secret.secret : String(secret.secret.prefix(10)) + "…",

@@ -155,6 +155,11 @@ extension SQLiteEventStore: DeliveryStore {
             """, arguments: [now.millis, endpoint])
     }
 
+    private struct StoredRetry: Codable {
+        var schedule: [Double]
+        var jitter: Double
+    }
+
     private struct StoredSecret: Codable {
         var secret: String
         var expires_at: Int64?
@@ -165,17 +170,19 @@ extension SQLiteEventStore: DeliveryStore {
         encoder.outputFormatting = .sortedKeys
         let secrets = endpoint.secrets.map { StoredSecret(secret: $0.secret, expires_at: $0.expiresAt?.millis) }
         try db.execute(sql: """
-            INSERT INTO endpoints (id, url, events, secrets, rate_limit, headers, enabled, disabled_reason, from_config, description, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO endpoints (id, url, events, secrets, rate_limit, headers, enabled, disabled_reason, from_config, description, retry, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (id) DO UPDATE SET url = excluded.url, events = excluded.events, secrets = excluded.secrets,
                 rate_limit = excluded.rate_limit, headers = excluded.headers, enabled = excluded.enabled,
                 disabled_reason = excluded.disabled_reason, from_config = excluded.from_config,
-                description = excluded.description, updated_at = excluded.updated_at
+                description = excluded.description, retry = excluded.retry, updated_at = excluded.updated_at
             """, arguments: [
                 endpoint.id, endpoint.url, String(decoding: try encoder.encode(endpoint.events), as: UTF8.self),
                 String(decoding: try encoder.encode(secrets), as: UTF8.self), endpoint.rateLimit?.description,
                 String(decoding: try encoder.encode(endpoint.headers), as: UTF8.self), endpoint.enabled, endpoint.disabledReason,
-                endpoint.fromConfig, endpoint.description, now.millis, now.millis,
+                endpoint.fromConfig, endpoint.description,
+                try endpoint.retry.map { String(decoding: try encoder.encode(StoredRetry(schedule: $0.schedule, jitter: $0.jitter)), as: UTF8.self) },
+                now.millis, now.millis,
             ])
     }
 
@@ -188,7 +195,8 @@ extension SQLiteEventStore: DeliveryStore {
             secrets: secrets.map { EndpointSecret(secret: $0.secret, expiresAt: $0.expires_at.map { Date(timeIntervalSince1970: Double($0) / 1000) }) },
             rateLimit: (row["rate_limit"] as String?).flatMap(RateLimit.init),
             headers: (try? decoder.decode([String: String].self, from: Data((row["headers"] as String).utf8))) ?? [:],
-            enabled: row["enabled"], disabledReason: row["disabled_reason"], fromConfig: row["from_config"], description: row["description"]
+            enabled: row["enabled"], disabledReason: row["disabled_reason"], fromConfig: row["from_config"], description: row["description"],
+            retry: (row["retry"] as String?).flatMap { try? decoder.decode(StoredRetry.self, from: Data($0.utf8)) }.map { RetryPolicy(schedule: $0.schedule, jitter: $0.jitter) }
         )
     }
 }

@@ -96,6 +96,10 @@ enum SQLiteSchema {
                 );
                 """)
         }
+        migrator.registerMigration("v5-endpoint-retry") { db in
+            // An endpoint's own retry schedule, as JSON {"schedule": [seconds…], "jitter": x}.
+            try db.execute(sql: "ALTER TABLE endpoints ADD COLUMN retry TEXT")
+        }
         return migrator
     }
 }

@@ -104,8 +104,14 @@ struct DeliveryTests {
         let new = newSecret()
         try await WebhookReceiver.with(keys: [old, new]) { receiver in
           try await TestServer.with(config: Self.config(endpoints: "  []")) { (server: TestServer) async throws in
-            let created = try await api(.POST, server.baseURL + "/api/v1/endpoints", ["id": "erp", "url": receiver.baseURL + "/ok", "events": ["order.*"], "secret": old])
+            let bad = try await api(.POST, server.baseURL + "/api/v1/endpoints", ["id": "erp", "url": receiver.baseURL + "/ok", "retry": ["schedule": ["soon"]]])
+            #expect(bad.status == 400 && bad.body.contains("retry.schedule"))
+            let created = try await api(.POST, server.baseURL + "/api/v1/endpoints", [
+                "id": "erp", "url": receiver.baseURL + "/ok", "events": ["order.*"], "secret": old, "retry": ["schedule": ["0s", "1m"], "jitter": 0],
+            ])
             #expect(created.status == 201)
+            #expect((created.json["retry"] as? [String: Any])?["schedule"] as? [Double] == [0, 60])
+            #expect(try await server.store.endpoint(id: "erp")?.retry == RetryPolicy(schedule: [0, 60], jitter: 0))
             _ = try await Self.publish(server, "order.created", ["n": 1])
             #expect(try await eventually { try await receiver.log().count == 1 })
             let rotated = try await api(.POST, server.baseURL + "/api/v1/endpoints/erp/rotate-secret", ["secret": new, "overlap": "1h"])
@@ -143,6 +149,7 @@ extension DeliveryTests {
             let config = Self.config(endpoints: """
                   - { id: flaky, url: "\(receiver.baseURL)/status/500,500,200", events: ["a"], secret: "\(secret)" }
                   - { id: nobody, url: "http://127.0.0.1:9/hooks", events: ["b"] }
+                  - { id: brief, url: "http://127.0.0.1:9/hooks", events: ["b"], retry: { schedule: [0s, 50ms], jitter: 0 } }
                   - { id: slow, url: "\(receiver.baseURL)/slow/3", events: ["c"] }
                 """, timeout: "300ms")
             try await TestServer.with(config: config) { (server: TestServer) async throws in
@@ -161,6 +168,10 @@ extension DeliveryTests {
                 let refused = try #require(try await Self.deliveries(server, endpoint: "nobody").first)
                 #expect(try await server.store.attempts(runID: refused.id).count == 4)
                 #expect(refused.lastError?.contains("gave up after 4 attempts") == true)
+                // An endpoint's own schedule wins over the global one.
+                #expect(try await eventually { try await Self.deliveries(server, endpoint: "brief").first?.status == .dead })
+                let brief = try #require(try await Self.deliveries(server, endpoint: "brief").first)
+                #expect(try await server.store.attempts(runID: brief.id).count == 2)
                 #expect(try await eventually { try await Self.deliveries(server, endpoint: "slow").first?.status == .dead })
                 let slow = try #require(try await Self.deliveries(server, endpoint: "slow").first)
                 let attempts = try await server.store.attempts(runID: slow.id)

@@ -88,7 +88,7 @@ final class Deliverer: Sendable {
             if slowDown || retryAfter != nil {
                 limiter.slowDown(endpointID, until: start.addingTimeInterval(retryAfter ?? 1))
             }
-            if retryable, let delay = retry.delay(beforeAttempt: failures, retryAfter: retryAfter) {
+            if retryable, let delay = (endpoint.retry ?? retry).delay(beforeAttempt: failures, retryAfter: retryAfter) {
                 outcome = .retry(at: start.addingTimeInterval(delay), failures: failures)
             } else {
                 if retryable { attempt.error = "\(attempt.error ?? "failed") (gave up after \(failures) attempts)" }

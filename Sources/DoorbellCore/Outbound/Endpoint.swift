@@ -20,11 +20,15 @@ public struct Endpoint: Sendable, Equatable {
     /// through the API / CLI (stored only in the database).
     public var fromConfig: Bool
     public var description: String?
+    /// Overrides the global `retry:` schedule for this endpoint's deliveries.
+    public var retry: RetryPolicy?
 
     public init(
         id: String, url: String, events: [String] = ["*"], secrets: [EndpointSecret] = [], rateLimit: RateLimit? = nil,
-        headers: [String: String] = [:], enabled: Bool = true, disabledReason: String? = nil, fromConfig: Bool = false, description: String? = nil
+        headers: [String: String] = [:], enabled: Bool = true, disabledReason: String? = nil, fromConfig: Bool = false, description: String? = nil,
+        retry: RetryPolicy? = nil
     ) {
+        self.retry = retry
         self.id = id
         self.url = url
         self.events = events
