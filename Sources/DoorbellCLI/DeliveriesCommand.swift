@@ -93,7 +93,7 @@ struct DeliveriesCommand: AsyncParsableCommand {
                     printError("doorbell: no delivery with id '\(id)'")
                     throw ExitCode(1)
                 }
-                query = RunQuery(eventID: run.eventID, automation: run.automation, statuses: [.dead, .succeeded], deliveries: true)
+                query = .only(run)
             }
             let count = try await store.replay(matching: query, fromStart: true, now: Date())
             try await store.close()

@@ -82,8 +82,8 @@ public enum ConfigLoader {
             for id in source.forwardTo where !known.contains(id) {
                 reader.warning("sources[\(index)].forward_to", "endpoint '\(id)' is not declared under endpoints: (it must be added through the API)")
             }
-            if source.id == "api" || source.id == "doorbell" {
-                reader.error("sources[\(index)].id", "'\(source.id)' is reserved: events published through the API use source 'api', Doorbell's own notices 'doorbell'")
+            if Source.reservedIDs.contains(source.id) {
+                reader.error("sources[\(index)].id", "'\(source.id)' is reserved: events published through the API use source '\(Source.apiID)', Doorbell's own notices '\(Source.noticesID)'")
             }
         }
         for (index, automation) in automations.enumerated() {

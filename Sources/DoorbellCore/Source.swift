@@ -48,6 +48,13 @@ public struct Source: Sendable, Equatable {
         self.eventID = eventID
     }
 
+    /// The source of events published through `POST /api/v1/events`.
+    public static let apiID = "api"
+    /// The source of Doorbell's own notices (`endpoint.disabled`).
+    public static let noticesID = "doorbell"
+    /// Ids no configured source may take.
+    public static let reservedIDs = [apiID, noticesID]
+
     /// Stripe's and the Standard Webhooks libraries' default: five minutes.
     public static let defaultTolerance = 300
     /// 1 MiB: comfortably above Stripe's and Shopify's payloads; GitHub sources may raise it.

@@ -138,7 +138,7 @@ struct APIController: Sendable {
         )
         let events = try await store.events(matching: query)
         return JSONResponse.object(.ok, ["data": events.map { stored -> [String: Any] in
-            ["id": stored.event.id, "source": stored.event.source, "type": stored.event.type, "received_at": Self.iso(stored.event.receivedAt)]
+            ["id": stored.event.id, "source": stored.event.source, "type": stored.event.type, "received_at": Timestamp.iso8601(stored.event.receivedAt)]
         }])
     }
 
@@ -272,7 +272,7 @@ struct APIController: Sendable {
         object["secrets"] = endpoint.secrets.map { secret -> [String: Any] in
             [
                 "secret": revealSecrets ? secret.secret : String(secret.secret.prefix(10)) + "…",
-                "expires_at": secret.expiresAt.map(Self.iso) ?? NSNull(),
+                "expires_at": secret.expiresAt.map(Timestamp.iso8601) ?? NSNull(),
             ]
         }
         return object
@@ -311,7 +311,7 @@ struct APIController: Sendable {
         var object = renderDelivery(run)
         object["attempts"] = try await store.attempts(runID: id).map { attempt -> [String: Any] in
             [
-                "number": attempt.number, "started_at": Self.iso(attempt.startedAt), "status": attempt.status ?? NSNull(),
+                "number": attempt.number, "started_at": Timestamp.iso8601(attempt.startedAt), "status": attempt.status ?? NSNull(),
                 "latency_ms": attempt.latencyMillis, "response": attempt.response ?? NSNull(), "error": attempt.error ?? NSNull(),
             ]
         }
@@ -322,9 +322,7 @@ struct APIController: Sendable {
         let id = context.parameters.get("id") ?? ""
         guard let run = try await store.run(id: id), run.endpoint != nil else { throw APIError(.notFound, "unknown delivery '\(id)'") }
         // A single retry is explicit: a delivered one is sent again too (same webhook-id).
-        var query = RunQuery(eventID: run.eventID, automation: run.automation, statuses: [.dead, .succeeded], deliveries: true)
-        query.limit = 1
-        let count = try await store.replay(matching: query, fromStart: true, now: now())
+        let count = try await store.replay(matching: .only(run), fromStart: true, now: now())
         if count > 0 { wake() }
         return JSONResponse.object(count > 0 ? .accepted : .conflict, ["retried": count, "status": run.status.rawValue])
     }
@@ -344,12 +342,8 @@ struct APIController: Sendable {
     private func renderDelivery(_ run: RunRecord) -> [String: Any] {
         [
             "id": run.id, "event_id": run.eventID, "endpoint": run.endpoint ?? "", "status": run.status.rawValue,
-            "failures": run.attempt, "next_attempt_at": Self.iso(run.dueAt), "last_error": run.lastError ?? NSNull(),
+            "failures": run.attempt, "next_attempt_at": Timestamp.iso8601(run.dueAt), "last_error": run.lastError ?? NSNull(),
         ]
-    }
-
-    static func iso(_ date: Date) -> String {
-        Timestamp.iso8601(date)
     }
 
     static func parseDate(_ text: String) -> Date? {

@@ -60,6 +60,13 @@ public struct RunQuery: Sendable, Equatable {
     }
 }
 
+extension RunQuery {
+    /// Exactly this run (for replaying one delivery or run by id), finished either way.
+    public static func only(_ run: RunRecord) -> RunQuery {
+        RunQuery(eventID: run.eventID, automation: run.automation, statuses: [.dead, .succeeded], deliveries: run.endpoint != nil, limit: 1)
+    }
+}
+
 /// A run as stored.
 public struct RunRecord: Sendable, Equatable {
     public var id: String

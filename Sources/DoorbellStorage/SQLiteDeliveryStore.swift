@@ -47,7 +47,7 @@ extension SQLiteEventStore: DeliveryStore {
                 try Self.upsert(endpoint, now: now, db)
                 if endpoint.enabled {
                     // Enabled again in the file: what waited goes out.
-                    try db.execute(sql: "UPDATE runs SET status = 'pending', due_at = ?, attempt = 0 WHERE endpoint = ? AND status = 'paused'", arguments: [now.millis, endpoint.id])
+                    try Self.resumePaused(endpoint: endpoint.id, now: now, db)
                 } else {
                     try Self.pauseWaiting(endpoint: endpoint.id, now: now, db)
                 }
@@ -70,9 +70,7 @@ extension SQLiteEventStore: DeliveryStore {
                 """, arguments: [enabled, enabled ? nil : reason, enabled, now.millis, id])
             guard db.changesCount > 0 else { return false }
             if enabled {
-                try db.execute(sql: """
-                    UPDATE runs SET status = 'pending', due_at = ?, attempt = 0, updated_at = ? WHERE endpoint = ? AND status = 'paused'
-                    """, arguments: [now.millis, now.millis, id])
+                try Self.resumePaused(endpoint: id, now: now, db)
             } else {
                 try Self.pauseWaiting(endpoint: id, now: now, db)
             }
@@ -135,18 +133,14 @@ extension SQLiteEventStore: DeliveryStore {
 
     public func plan(_ runs: [PlannedRun], eventID: String, now: Date) async throws -> Int {
         try await pool.write { db in
-            var created = 0
-            for run in runs {
-                try db.execute(sql: """
-                    INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at, concurrency_key, concurrency_limit, endpoint)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (event_id, automation) DO NOTHING
-                    """, arguments: [EventID.generate(prefix: run.endpoint == nil ? "run_" : "dlv_", now: now), eventID, run.automation,
-                                     run.paused ? "paused" : "pending", now.millis, now.millis, now.millis, run.concurrencyKey, run.concurrencyLimit, run.endpoint])
-                created += db.changesCount
-            }
-            return created
+            try runs.filter { try Self.insertRun($0, eventID: eventID, at: now, db) }.count
         }
+    }
+
+    private static func resumePaused(endpoint: String, now: Date, _ db: Database) throws {
+        try db.execute(sql: """
+            UPDATE runs SET status = 'pending', due_at = ?, attempt = 0, updated_at = ? WHERE endpoint = ? AND status = 'paused'
+            """, arguments: [now.millis, now.millis, endpoint])
     }
 
     private static func pauseWaiting(endpoint: String, now: Date, _ db: Database) throws {

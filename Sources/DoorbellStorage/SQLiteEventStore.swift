@@ -81,18 +81,13 @@ public final class SQLiteEventStore: EventStore, RunStore {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (source, provider_id) DO NOTHING
             """)
-        let insertRun = try db.cachedStatement(sql: """
-            INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at, concurrency_key, concurrency_limit, endpoint)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (event_id, automation) DO NOTHING
-            """)
         let findDuplicate = try db.cachedStatement(sql: "SELECT id FROM events WHERE source = ? AND provider_id = ?")
         var outcomes: [(IngestOutcome, Int64?)] = []
         outcomes.reserveCapacity(events.count)
         for event in events {
             try insert.execute(arguments: [
                 event.id, event.source, event.type, event.providerID,
-                Int64((event.receivedAt.timeIntervalSince1970 * 1000).rounded()),
+                event.receivedAt.millis,
                 HeaderCoding.encode(event.headers), Data(event.body), event.depth,
             ])
             if db.changesCount == 0, let providerID = event.providerID,
@@ -102,18 +97,29 @@ public final class SQLiteEventStore: EventStore, RunStore {
             } else {
                 let sequence = db.lastInsertedRowID
                 // The event's runs commit with it: an acknowledged event never lacks its runs.
-                let millis = Int64((event.receivedAt.timeIntervalSince1970 * 1000).rounded())
                 for run in event.automations {
-                    try insertRun.execute(arguments: [
-                        EventID.generate(prefix: run.endpoint == nil ? "run_" : "dlv_", now: event.receivedAt), event.id, run.automation,
-                        run.paused ? RunStatus.paused.rawValue : RunStatus.pending.rawValue, millis, millis, millis,
-                        run.concurrencyKey, run.concurrencyLimit, run.endpoint,
-                    ])
+                    try insertRun(run, eventID: event.id, at: event.receivedAt, db)
                 }
                 outcomes.append((IngestOutcome(id: event.id, duplicate: false), sequence))
             }
         }
         return outcomes
+    }
+
+    /// Creates a planned run (or delivery) of an event; an existing one of the same automation or
+    /// endpoint is left alone. Returns whether a run was created.
+    @discardableResult
+    static func insertRun(_ run: PlannedRun, eventID: String, at time: Date, _ db: Database) throws -> Bool {
+        try db.cachedStatement(sql: """
+            INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at, concurrency_key, concurrency_limit, endpoint)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (event_id, automation) DO NOTHING
+            """).execute(arguments: [
+                EventID.generate(prefix: run.endpoint == nil ? "run_" : "dlv_", now: time), eventID, run.automation,
+                run.paused ? RunStatus.paused.rawValue : RunStatus.pending.rawValue, time.millis, time.millis, time.millis,
+                run.concurrencyKey, run.concurrencyLimit, run.endpoint,
+            ])
+        return db.changesCount > 0
     }
 
     public func event(id: String) async throws -> StoredEvent? {

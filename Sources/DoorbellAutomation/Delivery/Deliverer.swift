@@ -40,10 +40,13 @@ final class Deliverer: Sendable {
         func metadata(_ extra: Logger.Metadata = [:]) -> Logger.Metadata {
             extra.merging(["delivery": "\(record.id)", "endpoint": "\(endpointID)"]) { first, _ in first }
         }
-        guard let endpoint = directory.endpoint(id: endpointID) else {
-            let attempt = AttemptRecord(runID: record.id, endpoint: endpointID, startedAt: now(), status: nil, latencyMillis: 0, response: nil, error: "endpoint '\(endpointID)' no longer exists")
+        /// A delivery that cannot be attempted at all: recorded as a failed attempt, and dead.
+        func bury(_ reason: String) async throws {
+            let attempt = AttemptRecord(runID: record.id, endpoint: endpointID, startedAt: now(), status: nil, latencyMillis: 0, response: nil, error: reason)
             _ = try await store.finishAttempt(attempt, outcome: .dead(failures: record.attempt + 1), owner: owner)
-            return
+        }
+        guard let endpoint = directory.endpoint(id: endpointID) else {
+            return try await bury("endpoint '\(endpointID)' no longer exists")
         }
         guard endpoint.enabled else {
             try await store.pauseRun(runID: record.id, owner: owner, reason: "endpoint disabled: \(endpoint.disabledReason ?? "by a person")")
@@ -68,9 +71,7 @@ final class Deliverer: Sendable {
             return
         }
         guard let stored = try await store.event(id: record.eventID) else {
-            let attempt = AttemptRecord(runID: record.id, endpoint: endpointID, startedAt: start, status: nil, latencyMillis: 0, response: nil, error: "event \(record.eventID) not found")
-            _ = try await store.finishAttempt(attempt, outcome: .dead(failures: record.attempt + 1), owner: owner)
-            return
+            return try await bury("event \(record.eventID) not found")
         }
         let result = await send(stored.event, to: endpoint, at: start)
         let latency = Int(now().timeIntervalSince(start) * 1000)

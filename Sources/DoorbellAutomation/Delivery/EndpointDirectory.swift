@@ -52,8 +52,8 @@ public final class EndpointDirectory: Sendable {
 /// What a delivery's body is. A relayed (received) event goes out byte for byte as it came in;
 /// an event of our own goes out in the Standard Webhooks envelope `{"type", "timestamp", "data"}`.
 public enum DeliveryPayload {
-    public static let apiSource = "api"
-    public static let noticeSource = "doorbell"
+    public static let apiSource = Source.apiID
+    public static let noticeSource = Source.noticesID
 
     public static func isOwn(_ event: NewEvent) -> Bool {
         event.source == apiSource || event.source == noticeSource || event.depth > 0

@@ -72,8 +72,10 @@ public final class OutboundHTTP: Sendable {
             throw OutboundRefusal("not an http(s) URL: '\(original.url)'")
         }
         let host = rawHost.hasPrefix("[") ? String(rawHost.dropFirst().dropLast()) : rawHost
+        let literal = AddressPolicy.parseLiteral(host)
+        let isLiteral = literal != nil
         let addresses: [[UInt8]]
-        if let literal = AddressPolicy.parseLiteral(host) {
+        if let literal {
             addresses = [literal]
         } else {
             do {
@@ -83,7 +85,6 @@ public final class OutboundHTTP: Sendable {
             }
             guard !addresses.isEmpty else { throw OutboundResolutionError(host: host, reason: "no A or AAAA record") }
         }
-        let isLiteral = AddressPolicy.parseLiteral(host) != nil
         // Every answer must pass, not just the first: a mixed answer is how rebinding starts.
         for address in addresses {
             if let reason = policy.refusal(for: address) {
