@@ -126,7 +126,7 @@ extension RunStatus: ExpressibleByArgument {}
 /// An ISO 8601 option value, or exit 1 naming the option.
 func parseTime(_ text: String?, _ name: String) throws -> Date? {
     guard let text else { return nil }
-    guard let date = ISO8601DateFormatter().date(from: text) else {
+    guard let date = Timestamp.parse(text) else {
         printError("doorbell: --\(name) '\(text)' is not an ISO 8601 time such as 2026-11-01T00:00:00Z")
         throw ExitCode(1)
     }

@@ -6,6 +6,15 @@ import Glibc
 /// ISO 8601 UTC with milliseconds (`2026-11-29T17:29:00.123Z`), by hand: Foundation's
 /// `ISO8601DateFormatter` builds an ICU formatter each time and was a sixth of a delivery's CPU.
 public enum Timestamp {
+    /// Reads an ISO 8601 time, with or without fractional seconds (what `iso8601` writes, and what
+    /// people type into `--since`/`?since=`). Not a hot path.
+    public static func parse(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text)
+    }
+
     public static func iso8601(_ date: Date) -> String {
         let totalMillis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
         var seconds = time_t(totalMillis / 1000)

@@ -291,7 +291,7 @@ struct APIController: Sendable {
         }
         for (name, keyPath) in [("since", \RunQuery.since), ("until", \RunQuery.until)] {
             if let text = parameters[name] {
-                guard let date = Self.parseDate(text) else { throw APIError(.badRequest, "\(name): expected an ISO 8601 time, found '\(text)'") }
+                guard let date = Timestamp.parse(text) else { throw APIError(.badRequest, "\(name): expected an ISO 8601 time, found '\(text)'") }
                 query[keyPath: keyPath] = date
             }
         }
@@ -344,12 +344,5 @@ struct APIController: Sendable {
             "id": run.id, "event_id": run.eventID, "endpoint": run.endpoint ?? "", "status": run.status.rawValue,
             "failures": run.attempt, "next_attempt_at": Timestamp.iso8601(run.dueAt), "last_error": run.lastError ?? NSNull(),
         ]
-    }
-
-    static func parseDate(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.date(from: text)
     }
 }
