@@ -165,13 +165,9 @@ struct StepExecutor: Sendable {
             throw StepFailure("not an email address: '\(address)'", retryable: false)
         }
         var attachments: [MailMessage.Attachment] = []
-        let root = URL(fileURLWithPath: filesDirectory).standardizedFileURL.path
         for template in email.attach {
-            let path = URL(fileURLWithPath: try Templates.render(template, input.context), relativeTo: URL(fileURLWithPath: root + "/")).standardizedFileURL.path
-            guard path.hasPrefix(root + "/") else { throw StepFailure("attachment '\(path)' is outside files_dir \(root)", retryable: false) }
-            guard let data = FileManager.default.contents(atPath: path) else { throw StepFailure("cannot read attachment \(path)", retryable: false) }
-            let name = URL(fileURLWithPath: path).lastPathComponent
-            attachments.append(.init(filename: name, contentType: Self.contentType(name), data: data))
+            let file = try FilesDirectory(path: filesDirectory).read(try Templates.render(template, input.context))
+            attachments.append(.init(filename: file.name, contentType: Self.contentType(file.name), data: file.data))
         }
         let message = MailMessage(
             from: settings.from, to: to, cc: try split(email.cc), subject: try Templates.render(email.subject, input.context).replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " "),
@@ -203,24 +199,16 @@ struct StepExecutor: Sendable {
 
     private func runFile(_ file: FileStep, _ input: StepInput) throws -> [String: Any] {
         let relative = try Templates.render(file.path, input.context)
-        let root = URL(fileURLWithPath: filesDirectory).standardizedFileURL.path
-        let target = URL(fileURLWithPath: relative, relativeTo: URL(fileURLWithPath: root + "/")).standardizedFileURL
-        guard target.path.hasPrefix(root + "/") else {
-            throw StepFailure("file path '\(relative)' is outside files_dir \(root)", retryable: false)
-        }
+        let files = FilesDirectory(path: filesDirectory)
+        // Refused before rendering: a path that leaves files_dir fails the same way on every retry.
+        _ = try files.relativeComponents(relative)
         guard let template = FileManager.default.contents(atPath: file.template) else {
             throw StepFailure("cannot read template \(file.template)", retryable: false)
         }
         let html = [".html", ".htm"].contains { file.template.lowercased().hasSuffix($0) }
         let rendered = try Templates.render(String(decoding: template, as: UTF8.self), input.context, html: html)
-        do {
-            try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
-            // Foundation's atomic write goes through a temporary file and a rename.
-            try Data(rendered.utf8).write(to: target, options: .atomic)
-        } catch {
-            throw StepFailure("cannot write \(target.path): \(error)", retryable: true)
-        }
-        return ["path": target.path, "bytes": rendered.utf8.count]
+        let path = try files.write(relative, contents: Array(rendered.utf8))
+        return ["path": path, "bytes": rendered.utf8.count]
     }
 
     private func runEmit(_ emit: EmitStep, step: Step, _ input: StepInput) async throws -> [String: Any] {

@@ -163,16 +163,37 @@ enum AutomationReader {
     }
 
     private static func readExec(_ node: Node, at path: String, _ reader: NodeReader) -> ExecStep? {
-        guard let keys = reader.mapping(node, at: path, allowed: ["argv", "env", "dir", "timeout"]) else { return nil }
+        guard let keys = reader.mapping(node, at: path, allowed: ["argv", "env", "inherit_env", "dir", "timeout"]) else { return nil }
         guard let argvNode = keys["argv"], case .sequence = argvNode, let argv = reader.stringList(argvNode, at: "\(path).argv"), !argv.isEmpty else {
             reader.error("\(path).argv", "expected a non-empty list: the program and its arguments (never a shell string)", keys["argv"] ?? node)
             return nil
         }
+        // Webhook data may fill arguments, never choose the program.
+        if argv[0].contains("{{") || argv[0].isEmpty {
+            reader.error("\(path).argv[0]", "the program must be a literal path or name, not a template; pass values as later arguments", argvNode)
+        }
         var step = ExecStep(argv: argv)
-        if let env = keys["env"] { step.env = stringMap(env, at: "\(path).env", reader) }
+        if let env = keys["env"] {
+            step.env = stringMap(env, at: "\(path).env", reader)
+            for name in step.env.keys.sorted() where !isEnvironmentName(name) {
+                reader.error("\(path).env.\(name)", "not an environment variable name (letters, digits and _, not starting with a digit)", env)
+            }
+        }
+        if let inherit = keys["inherit_env"], let names = reader.stringList(inherit, at: "\(path).inherit_env") {
+            for (index, name) in names.enumerated() where !isEnvironmentName(name) {
+                reader.error("\(path).inherit_env[\(index)]", "'\(name)' is not an environment variable name (letters, digits and _, not starting with a digit)", inherit)
+            }
+            step.inheritEnv = names
+        }
         if let dir = keys["dir"], let text = reader.nonEmptyString(dir, at: "\(path).dir") { step.directory = reader.resolvePath(text) }
         if let timeout = keys["timeout"] { step.timeout = duration(timeout, at: "\(path).timeout", reader) ?? step.timeout }
         return step
+    }
+
+    /// `NAME` as a shell would accept it: what `env` and `inherit_env` may name.
+    static func isEnvironmentName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, !("0"..."9").contains(first) else { return false }
+        return name.unicodeScalars.allSatisfy { $0.isASCII && ($0 == "_" || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)) }
     }
 
     private static func readFile(_ node: Node, at path: String, _ reader: NodeReader) -> FileStep? {

@@ -33,6 +33,7 @@ public enum ConfigLoader {
         }
         let reader = NodeReader(environment: environment, directory: directory)
         let configuration = read(root, reader)
+        if let configuration { FilesDirectoryRule.check(configuration, configFile: directory + "/" + URL(fileURLWithPath: file).lastPathComponent, reader) }
         guard reader.errors.isEmpty, var configuration else {
             throw ConfigError(file: file, issues: reader.errors)
         }
@@ -62,7 +63,7 @@ public enum ConfigLoader {
         let retry = top["retry"].flatMap { AutomationReader.readRetry($0, at: "retry", reader) } ?? .default
         let smtp = top["smtp"].flatMap { AutomationReader.readSMTP($0, at: "smtp", reader) }
         let automations = top["automations"].map { AutomationReader.readAll($0, defaultRetry: retry, smtp: smtp, reader) } ?? []
-        let filesDirectory = top["files_dir"].flatMap { reader.nonEmptyString($0, at: "files_dir") }.map(reader.resolvePath) ?? reader.directory
+        let filesDirectory = top["files_dir"].flatMap { reader.nonEmptyString($0, at: "files_dir") }.map(reader.resolvePath) ?? reader.resolvePath(FilesDirectoryRule.defaultFolder)
         let worker = top["worker"].flatMap { readWorker($0, reader) } ?? WorkerSettings()
         let outbound = top["outbound"].flatMap { OutboundReader.readSettings($0, reader) } ?? OutboundSettings()
         let endpoints = top["endpoints"].map { OutboundReader.readEndpoints($0, reader) } ?? []

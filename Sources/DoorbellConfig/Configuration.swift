@@ -10,7 +10,8 @@ public struct Configuration: Sendable {
     public var automations: [Automation]
     /// The default retry schedule (`retry:`).
     public var retry: RetryPolicy
-    /// Where `file` steps may write (`files_dir`, default: the config's folder).
+    /// Where `file` steps write and `attach` reads (`files_dir`, default: `files/` in the config's
+    /// folder); never a folder that holds the database or the config file.
     public var filesDirectory: String
     /// `worker:` — how many runs at once, and how long a claim lasts without renewal.
     public var worker: WorkerSettings
@@ -41,7 +42,7 @@ public struct Configuration: Sendable {
         self.sources = sources
         self.automations = automations
         self.retry = retry
-        self.filesDirectory = filesDirectory ?? directory
+        self.filesDirectory = filesDirectory ?? (directory == "/" ? "" : directory) + "/files"
         self.directory = directory
         self.warnings = warnings
     }

@@ -81,14 +81,19 @@ public struct ChatStep: Sendable, Equatable {
 
 /// `exec`: a local command, argv only (never a shell string); the event JSON goes to its stdin.
 public struct ExecStep: Sendable, Equatable {
+    /// The program (a literal, never a template) and its arguments (templates).
     public var argv: [String]
     public var env: [String: String]
+    /// Names of the server's environment variables the command may see besides PATH, HOME, LANG and
+    /// TZ (`inherit_env`); nothing else of the server's environment reaches it.
+    public var inheritEnv: [String]
     public var directory: String?
     public var timeout: Double
 
-    public init(argv: [String], env: [String: String] = [:], directory: String? = nil, timeout: Double = 60) {
+    public init(argv: [String], env: [String: String] = [:], inheritEnv: [String] = [], directory: String? = nil, timeout: Double = 60) {
         self.argv = argv
         self.env = env
+        self.inheritEnv = inheritEnv
         self.directory = directory
         self.timeout = timeout
     }
@@ -151,7 +156,8 @@ public struct EmailStep: Sendable, Equatable {
     public var subject: String
     public var text: String?
     public var html: String?
-    /// Files to attach (templates), e.g. `{{steps.invoice.path}}`; they must lie below files_dir.
+    /// Files to attach (templates), e.g. `{{steps.invoice.path}}`; they must lie below files_dir, reached
+    /// without following a symbolic link.
     public var attach: [String]
     public var smtp: SMTPSettings?
 
