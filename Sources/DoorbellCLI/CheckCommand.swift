@@ -36,5 +36,7 @@ struct CheckCommand: AsyncParsableCommand {
         }
         let allowed = configuration.outbound.addressPolicy.allowPrivate
         print("  outbound: timeout \(configuration.outbound.timeout) s, private addresses \(allowed.isEmpty ? "refused" : "allowed in " + allowed.map(\.description).joined(separator: ", "))")
+        print("  retention: \(describe(configuration.retention))")
+        if let database = await databaseSummary(configuration) { print("  database: \(database)") }
     }
 }

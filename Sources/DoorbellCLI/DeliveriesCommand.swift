@@ -23,7 +23,7 @@ struct DeliveriesCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() async throws {
-            let store = try openStore(try options.load())
+            let store = try openStore(try options.load(), access: .readOnly)
             let runs = try await store.runs(matching: RunQuery(eventID: event, statuses: status.map { [$0] } ?? [], endpoint: endpoint, deliveries: true, limit: max(1, limit)))
             try await store.close()
             if json {
@@ -48,7 +48,7 @@ struct DeliveriesCommand: AsyncParsableCommand {
         @Argument(help: "The delivery id (dlv_…).") var id: String
 
         func run() async throws {
-            let store = try openStore(try options.load())
+            let store = try openStore(try options.load(), access: .readOnly)
             guard let run = try await store.run(id: id), run.endpoint != nil else {
                 try await store.close()
                 printError("doorbell: no delivery with id '\(id)'")

@@ -24,7 +24,7 @@ struct RunsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() async throws {
-            let store = try openStore(try options.load())
+            let store = try openStore(try options.load(), access: .readOnly)
             let runs = try await store.runs(matching: RunQuery(eventID: event, automation: automation, statuses: status.map { [$0] } ?? [], deliveries: false, limit: max(1, limit)))
             try await store.close()
             if json {
@@ -50,7 +50,7 @@ struct RunsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let store = try openStore(try options.load())
+            let store = try openStore(try options.load(), access: .readOnly)
             guard let run = try await store.run(id: id) else {
                 try await store.close()
                 printError("doorbell: no run with id '\(id)'")

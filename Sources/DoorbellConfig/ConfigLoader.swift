@@ -4,7 +4,7 @@ import Yams
 
 /// Reads `doorbell.yml` into a `Configuration`, or throws a `ConfigError` listing every problem.
 public enum ConfigLoader {
-    static let topLevelKeys = ["server", "storage", "api", "smtp", "outbound", "retry", "sources", "automations", "endpoints", "pollers", "files_dir", "worker"]
+    static let topLevelKeys = ["server", "storage", "api", "smtp", "outbound", "retry", "sources", "automations", "endpoints", "pollers", "files_dir", "worker", "retention"]
     /// Sections of the contract that later releases act on; accepted now so one file serves both.
     static let laterSections = ["pollers"]
 
@@ -67,11 +67,12 @@ public enum ConfigLoader {
         let worker = top["worker"].flatMap { readWorker($0, reader) } ?? WorkerSettings()
         let outbound = top["outbound"].flatMap { OutboundReader.readSettings($0, reader) } ?? OutboundSettings()
         let endpoints = top["endpoints"].map { OutboundReader.readEndpoints($0, reader) } ?? []
+        let retention = top["retention"].flatMap { RetentionReader.read($0, reader) } ?? .default
         checkEndpointReferences(sources: sources, automations: automations, endpoints: endpoints, reader)
         return Configuration(
             server: server, storage: storage, api: api, sources: sources, automations: automations,
             retry: retry, filesDirectory: filesDirectory, worker: worker, smtp: smtp, outbound: outbound,
-            endpoints: endpoints, directory: reader.directory
+            endpoints: endpoints, retention: retention, directory: reader.directory
         )
     }
 

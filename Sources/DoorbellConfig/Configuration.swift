@@ -21,6 +21,8 @@ public struct Configuration: Sendable {
     public var endpoints: [Endpoint]
     /// `smtp:` — the mail server `email` steps use unless they name their own.
     public var smtp: SMTPSettings?
+    /// `retention:` — how long events, runs, attempts and dedupe keys are kept.
+    public var retention: RetentionPolicy
     /// The folder of the config file; relative paths resolve against it.
     public var directory: String
     /// Things that work but deserve attention (sections not yet implemented, odd secrets).
@@ -30,10 +32,11 @@ public struct Configuration: Sendable {
         server: ServerSettings = .init(), storage: StorageLocation, api: APISettings = .init(), sources: [Source],
         automations: [Automation] = [], retry: RetryPolicy = .default, filesDirectory: String? = nil,
         worker: WorkerSettings = .init(), smtp: SMTPSettings? = nil, outbound: OutboundSettings = .init(), endpoints: [Endpoint] = [],
-        directory: String, warnings: [ConfigIssue] = []
+        retention: RetentionPolicy = .default, directory: String, warnings: [ConfigIssue] = []
     ) {
         self.outbound = outbound
         self.endpoints = endpoints
+        self.retention = retention
         self.worker = worker
         self.smtp = smtp
         self.server = server

@@ -31,12 +31,22 @@ public enum DoorbellApplication {
             concurrency: configuration.worker.concurrency, lease: configuration.worker.lease,
             outbound: configuration.outbound, retry: configuration.retry, now: now
         )
-        let services: [any Service] = [StoreService(store: store, logger: logger), worker]
+        let retention = RetentionService(store: store, policy: configuration.retention, logger: logger, now: now)
+        let services: [any Service] = [StoreService(store: store, logger: logger), worker, retention]
         IngestController(configuration: configuration, store: store, planner: planner, metrics: metrics, onRunsCreated: { worker.wake() }, now: now).addRoutes(to: router)
         APIController(configuration: configuration, store: store, planner: planner, wake: { worker.wake() }, now: now).addRoutes(to: router)
         HealthController(store: store).addRoutes(to: router)
+        let databaseBytes = (metrics.registry.makeGauge(name: "doorbell_database_bytes", labels: [("file", "db")]), metrics.registry.makeGauge(name: "doorbell_database_bytes", labels: [("file", "wal")]))
+        let databasePages = (metrics.registry.makeGauge(name: "doorbell_database_pages", labels: [("kind", "total")]), metrics.registry.makeGauge(name: "doorbell_database_pages", labels: [("kind", "free")]))
         router.get("/metrics") { _, _ in
-            Response(
+            // The database's size, read when scraped (a stat and two pragmas).
+            if let size = try? await store.storageSize() {
+                databaseBytes.0.set(Double(size.fileBytes))
+                databaseBytes.1.set(Double(size.walBytes))
+                databasePages.0.set(Double(size.pageCount))
+                databasePages.1.set(Double(size.freePages))
+            }
+            return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(bytes: metrics.text()))
@@ -56,7 +66,8 @@ public enum DoorbellApplication {
     }
 }
 
-/// `/healthz`: the process is up. `/readyz`: the store answers.
+/// `/healthz`: the process is up. `/readyz`: the store can acknowledge events — its file is the one
+/// it opened and the last write committed (503 with the reason otherwise).
 struct HealthController: Sendable {
     let store: any EventStore
 
@@ -70,7 +81,7 @@ struct HealthController: Sendable {
                 return JSONResponse.make(.ok, ["status": "ready"])
             } catch {
                 context.logger.warning("not ready", metadata: ["error": "\(error)"])
-                return JSONResponse.error(.serviceUnavailable, "storage unavailable")
+                return JSONResponse.error(.serviceUnavailable, "\(error)")
             }
         }
     }

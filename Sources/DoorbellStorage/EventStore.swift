@@ -21,8 +21,9 @@ public protocol EventStore: Sendable {
     func close() async throws
 }
 
-/// Everything the server needs from one backend: events, the run queue, endpoints and attempts.
-public typealias DoorbellStore = EventStore & RunStore & DeliveryStore
+/// Everything the server needs from one backend: events, the run queue, endpoints and attempts,
+/// and their upkeep (retention, size, backups).
+public typealias DoorbellStore = EventStore & RunStore & DeliveryStore & MaintenanceStore
 
 /// A filter over events; nil fields match everything.
 public struct EventQuery: Sendable, Equatable {
@@ -42,18 +43,20 @@ public struct EventQuery: Sendable, Equatable {
 
 /// Storage failures the server turns into 503. Cases may be added.
 public struct StoreError: Error, Sendable, CustomStringConvertible {
-    private enum Code: Sendable { case unavailable, closed }
+    private enum Code: Sendable { case unavailable, closed, incompatibleSchema }
     private let code: Code
     /// What went wrong underneath, for logs.
     public let reason: String
 
     public static func unavailable(_ reason: String) -> StoreError { StoreError(code: .unavailable, reason: reason) }
     public static let closed = StoreError(code: .closed, reason: "the store is shutting down")
+    /// The database was written by a newer doorbell, or (for a read-only open) needs migrating first.
+    public static func incompatibleSchema(_ reason: String) -> StoreError { StoreError(code: .incompatibleSchema, reason: reason) }
 
     public var description: String {
         switch code {
         case .unavailable: "storage unavailable: \(reason)"
-        case .closed: reason
+        case .closed, .incompatibleSchema: reason
         }
     }
 }

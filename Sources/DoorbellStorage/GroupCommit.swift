@@ -3,10 +3,12 @@ import Synchronization
 /// Batches concurrent submissions into one commit: while one batch is being written, new items
 /// queue up; the next batch takes them all (up to `maxBatch`). Each submitter resumes only after
 /// the commit that carries its item returns, so "answered" still means "durable", at the cost
-/// of one fsync per batch instead of one per item.
+/// of one fsync per batch instead of one per item. An item can fail alone (the commit returns a
+/// failure for it, e.g. after rolling back to its savepoint): only its submitter sees the error.
 final class GroupCommit<Item: Sendable, Output: Sendable>: Sendable {
-    /// Writes a batch in one transaction; returns one output per item, in order.
-    typealias Commit = @Sendable ([Item]) async throws -> [Output]
+    /// Writes a batch in one transaction; returns one result per item, in order, or throws when the
+    /// whole batch failed (nothing of it committed).
+    typealias Commit = @Sendable ([Item]) async throws -> [Result<Output, any Error>]
 
     private struct Waiter {
         let item: Item
@@ -72,7 +74,7 @@ final class GroupCommit<Item: Sendable, Output: Sendable>: Sendable {
             do {
                 let outputs = try await commit(batch.map(\.item))
                 precondition(outputs.count == batch.count, "a commit must return one output per item")
-                for (waiter, output) in zip(batch, outputs) { waiter.continuation.resume(returning: output) }
+                for (waiter, output) in zip(batch, outputs) { waiter.continuation.resume(with: output) }
             } catch {
                 for waiter in batch { waiter.continuation.resume(throwing: error) }
             }

@@ -6,45 +6,75 @@ import Synchronization
 
 /// The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`, so a commit is on
 /// disk when it returns. Ingests and the worker's transitions are group-committed together: SQLite
-/// has one writer, so one batcher feeding it means one fsync for everything that is waiting.
+/// has one writer, so one batcher feeding it means one fsync for everything that is waiting. Each
+/// item of a batch has its own savepoint, so one bad item fails alone and the rest commit.
 public final class SQLiteEventStore: EventStore, RunStore {
     let pool: DatabasePool
+    /// The database file.
+    let path: String
+    let access: StoreAccess
     private let writes: GroupCommit<StoreWrite, StoreWriteResult>
     /// Events stored recently by this process, so the worker does not read back what it was just given.
     private let recent = Mutex(RecentEvents())
-    private let logger: Logger
+    let monitor: StoreMonitor
+    let logger: Logger
 
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
-    public init(path: String, logger: Logger = Logger(label: "doorbell.storage")) throws {
+    /// Opens the database at `path`. Read-write (serve, commands that change things) creates it if
+    /// needed and brings its schema up to date; read-only (list, show, check, backup) never writes
+    /// or migrates. Either refuses a database whose schema is newer than this build, and read-only
+    /// also one that is older, with a message that says which.
+    public init(path: String, logger: Logger = Logger(label: "doorbell.storage"), access: StoreAccess = .readWrite) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.label = "doorbell"
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let pool = try DatabasePool(path: path, configuration: configuration)
-        try SQLiteSchema.migrator.migrate(pool)
-        self.pool = pool
-        self.logger = logger
-        self.writes = GroupCommit { items in
-            try await pool.write { db in
-                let events = items.compactMap { item -> NewEvent? in
-                    if case .ingest(let event) = item { return event }
-                    return nil
-                }
-                var outcomes = try SQLiteEventStore.insert(events, db).makeIterator()
-                return try items.map { item in
-                    switch item {
-                    case .ingest:
-                        let (outcome, sequence) = outcomes.next()!
-                        return .ingested(outcome, sequence: sequence)
-                    case .queue(let write):
-                        return .queued(try SQLiteEventStore.apply(write, db))
-                    }
-                }
+        switch access {
+        case .readWrite:
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
             }
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        case .readOnly:
+            configuration.readonly = true
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw StoreError.unavailable("no database at \(path) yet (doorbell serve creates it)")
+            }
+        }
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        do {
+            let schema = try pool.read { db in try SQLiteSchema.Version.read(db) }
+            if let problem = schema.problem(access: access, path: path) { throw StoreError.incompatibleSchema(problem) }
+            if access == .readWrite { try SQLiteSchema.migrator.migrate(pool) }
+        } catch {
+            try? pool.close()
+            throw error
+        }
+        self.pool = pool
+        self.path = path
+        self.access = access
+        self.logger = logger
+        let monitor = StoreMonitor(watch: access == .readWrite ? DatabaseFileWatch(path: path, companions: [path + "-wal"]) : nil, logger: logger)
+        self.monitor = monitor
+        self.writes = GroupCommit { items in
+            // Never commit into a file that is no longer the one at the path: nobody would find it.
+            try monitor.beforeWrite()
+            let results: [Result<StoreWriteResult, any Error>]
+            do {
+                do {
+                    // Usually nothing fails: one plain transaction, no savepoint statements.
+                    results = try await pool.write { db in try SQLiteEventStore.applyBatch(items, db, savepoints: false) }
+                } catch {
+                    // Something did (and all of it was rolled back): again with a savepoint per item,
+                    // so a bad item fails alone and the others commit.
+                    results = try await pool.write { db in try SQLiteEventStore.applyBatch(items, db, savepoints: true) }
+                }
+            } catch {
+                monitor.writeFailed(String(describing: error))
+                throw StoreError.unavailable(String(describing: error))
+            }
+            // Deleted during the commit: what it wrote is in an unlinked inode, not stored; no 2xx.
+            try monitor.afterCommit()
+            return results
         }
     }
 
@@ -73,6 +103,43 @@ public final class SQLiteEventStore: EventStore, RunStore {
         }
     }
 
+    /// Applies a batch in the caller's transaction. With `savepoints`, each item runs inside its own
+    /// savepoint: an item that fails (a constraint, a run that is gone) is rolled back alone and
+    /// answered with its error. When SQLite has rolled back the whole transaction (disk full, I/O
+    /// error) the batch fails. Without, the first error fails the batch.
+    static func applyBatch(_ items: [StoreWrite], _ db: Database, savepoints: Bool) throws -> [Result<StoreWriteResult, any Error>] {
+        guard savepoints else { return try items.map { .success(try apply(item: $0, db)) } }
+        var results: [Result<StoreWriteResult, any Error>] = []
+        results.reserveCapacity(items.count)
+        for item in items {
+            var result: StoreWriteResult?
+            do {
+                try db.inSavepoint {
+                    result = try apply(item: item, db)
+                    return .commit
+                }
+                results.append(.success(result!))
+            } catch {
+                guard db.isInsideTransaction else { throw error }
+                results.append(.failure(StoreError.unavailable(String(describing: error))))
+            }
+        }
+        return results
+    }
+
+    private static func apply(item: StoreWrite, _ db: Database) throws -> StoreWriteResult {
+        switch item {
+        case .ingest(let event):
+            let (outcome, sequence) = try insert([event], db)[0]
+            return .ingested(outcome, sequence: sequence)
+        case .queue(let write):
+            return .queued(try apply(write, db))
+        case .probe(let at):
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO store_probe (id, written_at) VALUES (1, ?)").execute(arguments: [at.millis])
+            return .probed
+        }
+    }
+
     /// Inserts a batch in the caller's transaction; a provider id seen before yields the earlier event.
     /// Each outcome comes with the new row's sequence number (nil for a duplicate).
     static func insert(_ events: [NewEvent], _ db: Database) throws -> [(IngestOutcome, Int64?)] {
@@ -82,9 +149,15 @@ public final class SQLiteEventStore: EventStore, RunStore {
             ON CONFLICT (source, provider_id) DO NOTHING
             """)
         let findDuplicate = try db.cachedStatement(sql: "SELECT id FROM events WHERE source = ? AND provider_id = ?")
+        // A key whose event retention already pruned still dedupes for `retention.dedupe_window`.
+        let findPruned = try db.cachedStatement(sql: "SELECT event_id FROM dedupe_keys WHERE source = ? AND provider_id = ?")
         var outcomes: [(IngestOutcome, Int64?)] = []
         outcomes.reserveCapacity(events.count)
         for event in events {
+            if let providerID = event.providerID, let earlier = try String.fetchOne(findPruned, arguments: [event.source, providerID]) {
+                outcomes.append((IngestOutcome(id: earlier, duplicate: true), nil))
+                continue
+            }
             try insert.execute(arguments: [
                 event.id, event.source, event.type, event.providerID,
                 event.receivedAt.millis,
@@ -146,7 +219,22 @@ public final class SQLiteEventStore: EventStore, RunStore {
         }
     }
 
+    /// Ready when the database file is still the one opened and the last write committed. After a
+    /// failed write this tries a small write of its own, so an idle server becomes ready again as
+    /// soon as the disk takes writes (no restart, no waiting for traffic).
     public func checkReady() async throws {
+        switch monitor.readiness() {
+        case .ready:
+            break
+        case .fileLost(let reason):
+            throw StoreError.unavailable(reason)
+        case .lastWriteFailed(let reason):
+            do {
+                _ = try await write(.probe(at: Date()))
+            } catch {
+                throw StoreError.unavailable(reason)
+            }
+        }
         do {
             try await pool.read { db in try db.execute(sql: "SELECT 1 FROM events LIMIT 1") }
         } catch {
@@ -154,9 +242,19 @@ public final class SQLiteEventStore: EventStore, RunStore {
         }
     }
 
+    /// Finishes queued commits, then checkpoints the WAL into the database file and truncates it, so
+    /// after a clean shutdown the `.db` file alone is a complete copy.
     public func close() async throws {
         await writes.close()
+        if access == .readWrite, monitor.fileIntact {
+            do {
+                try await pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+            } catch {
+                logger.warning("WAL checkpoint at shutdown failed; the -wal file must be kept with the database", metadata: ["error": "\(error)"])
+            }
+        }
         try pool.close()
+        monitor.stop()
     }
 
     private static func filter(_ query: EventQuery) -> (String, StatementArguments) {
@@ -195,11 +293,21 @@ public final class SQLiteEventStore: EventStore, RunStore {
 enum StoreWrite: Sendable {
     case ingest(NewEvent)
     case queue(QueueWrite)
+    /// A one-row write that proves the disk takes writes again (readiness after a failure).
+    case probe(at: Date)
 }
 
 enum StoreWriteResult: Sendable {
     case ingested(IngestOutcome, sequence: Int64?)
     case queued(Date?)
+    case probed
+}
+
+/// How a command opens the store: `serve` and commands that change things read-write; commands
+/// that only look (list, show, check, backup) read-only, without migrating.
+public enum StoreAccess: Sendable {
+    case readWrite
+    case readOnly
 }
 
 /// The last few thousand stored events (at most 16 MiB of bodies), oldest dropped first.

@@ -100,6 +100,54 @@ enum SQLiteSchema {
             // An endpoint's own retry schedule, as JSON {"schedule": [seconds…], "jitter": x}.
             try db.execute(sql: "ALTER TABLE endpoints ADD COLUMN retry TEXT")
         }
+        migrator.registerMigration("v6-retention") { db in
+            // Dedupe keys of events pruned before their dedupe window ended (filled by pruning only,
+            // so ingest writes nothing extra), and the row readiness probes rewrite after a failed write.
+            try db.execute(sql: """
+                CREATE TABLE dedupe_keys (
+                    source TEXT NOT NULL,
+                    provider_id TEXT NOT NULL,
+                    event_id TEXT NOT NULL,
+                    received_at INTEGER NOT NULL,
+                    PRIMARY KEY (source, provider_id)
+                );
+                CREATE INDEX dedupe_keys_age ON dedupe_keys (received_at);
+                CREATE TABLE store_probe (id INTEGER PRIMARY KEY, written_at INTEGER NOT NULL);
+                """)
+        }
         return migrator
+    }
+
+    /// The schema a database holds, numbered by its newest migration (`v6-…` is 6), against this build's.
+    struct Version: Equatable {
+        /// 0 for a file without Doorbell's tables.
+        var database: Int
+        var binary: Int
+        /// Migrations the database has that this build does not know (it was written by a newer one).
+        var unknown: [String]
+
+        static func read(_ db: Database) throws -> Version {
+            let known = migrator.migrations
+            let binary = known.compactMap(number).max() ?? known.count
+            guard try db.tableExists("grdb_migrations") else { return Version(database: 0, binary: binary, unknown: []) }
+            let applied = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
+            let unknown = applied.filter { !known.contains($0) }
+            return Version(database: applied.compactMap(number).max() ?? applied.count, binary: binary, unknown: unknown)
+        }
+
+        /// Why a database cannot be opened this way, or nil.
+        func problem(access: StoreAccess, path: String) -> String? {
+            if !unknown.isEmpty || database > binary {
+                return "database schema \(database) is newer than this doorbell (\(binary)): upgrade doorbell (\(path))"
+            }
+            guard access == .readOnly, database < binary else { return nil }
+            if database == 0 { return "\(path) is not a doorbell database yet (doorbell serve creates one)" }
+            return "database schema \(database) is older than this doorbell (\(binary)): run doorbell serve once to upgrade it (\(path))"
+        }
+
+        private static func number(_ identifier: String) -> Int? {
+            guard identifier.hasPrefix("v") else { return nil }
+            return Int(identifier.dropFirst().prefix { $0.isNumber })
+        }
     }
 }

@@ -3,10 +3,12 @@ import Logging
 
 /// Opens the backend a config's `storage:` names. The one place that chooses a backend.
 public enum StoreFactory {
-    public static func open(_ location: StorageLocation, logger: Logger) throws -> any DoorbellStore {
+    /// `access: .readOnly` for commands that only look: no migrations, no writes, a clear error
+    /// when the database's schema does not match this build.
+    public static func open(_ location: StorageLocation, logger: Logger, access: StoreAccess = .readWrite) throws -> any DoorbellStore {
         switch location {
         case .sqlite(let path):
-            return try SQLiteEventStore(path: path, logger: logger)
+            return try SQLiteEventStore(path: path, logger: logger, access: access)
         case .postgres:
             throw StoreError.unavailable("PostgreSQL storage is not available in this build yet; use storage: sqlite:<file>")
         }

@@ -1,0 +1,95 @@
+import Logging
+import Synchronization
+
+/// Whether the store may acknowledge writes, as a value: `/readyz` and every group commit ask it.
+///
+/// Two kinds of trouble. A failed write (disk full, I/O error, a read-only file system) is passing:
+/// the next write tries again and a success clears it. A database file deleted, replaced or
+/// truncated under the running server is not: reopening would start an empty database and lose
+/// everything, so the store stays unavailable until the operator restores the file and restarts.
+struct StoreHealth: Sendable, Equatable {
+    /// Why the last write failed; cleared by the next write that commits.
+    private(set) var writeFailure: String?
+    /// What happened to the database file; never cleared while the process runs.
+    private(set) var fileProblem: String?
+
+    /// Why the store cannot acknowledge writes now; nil when it can.
+    var unavailableReason: String? {
+        if let fileProblem { return fileProblem + "; restore the database file (doorbell backup makes copies) and restart doorbell" }
+        if let writeFailure { return "the last write failed: \(writeFailure)" }
+        return nil
+    }
+
+    mutating func writeSucceeded() { writeFailure = nil }
+
+    mutating func writeFailed(_ reason: String) { writeFailure = reason }
+
+    /// Returns true the first time, so the loud log line is written once.
+    mutating func fileLost(_ reason: String) -> Bool {
+        guard fileProblem == nil else { return false }
+        fileProblem = reason
+        return true
+    }
+}
+
+/// The store's `StoreHealth` and its file watch, shared by the group commit and `/readyz`. Logs a
+/// lost database file loudly, once.
+final class StoreMonitor: Sendable {
+    enum Readiness: Equatable {
+        case ready
+        case lastWriteFailed(String)
+        case fileLost(String)
+    }
+
+    private let health = Mutex(StoreHealth())
+    private let watch: DatabaseFileWatch?
+    private let logger: Logger
+
+    init(watch: DatabaseFileWatch?, logger: Logger) {
+        self.watch = watch
+        self.logger = logger
+    }
+
+    /// Throws when the file is gone (noticed now or earlier): nothing may be committed.
+    func beforeWrite() throws {
+        if let reason = checkFile() { throw StoreError.unavailable(reason) }
+    }
+
+    /// After a commit: throws when the file went away meanwhile (the commit is not where anyone
+    /// will look for it); otherwise the write counts as a success.
+    func afterCommit() throws {
+        if let reason = checkFile() { throw StoreError.unavailable(reason) }
+        health.withLock { $0.writeSucceeded() }
+    }
+
+    func writeFailed(_ reason: String) {
+        let first = health.withLock { health in
+            defer { health.writeFailed(reason) }
+            return health.writeFailure == nil
+        }
+        if first { logger.error("storage write failed; answering 503 until a write succeeds", metadata: ["error": "\(reason)"]) }
+    }
+
+    func readiness() -> Readiness {
+        if let reason = checkFile() { return .fileLost(reason) }
+        return health.withLock { health in
+            health.writeFailure.map { .lastWriteFailed("the last write failed: \($0)") } ?? .ready
+        }
+    }
+
+    /// False once the database file was found deleted, replaced or truncated.
+    var fileIntact: Bool { health.withLock { $0.fileProblem == nil } }
+
+    func stop() { watch?.stop() }
+
+    /// The file problem with advice, checking the files now unless one was already found.
+    private func checkFile() -> String? {
+        if let known = health.withLock({ $0.fileProblem == nil ? nil : $0.unavailableReason }) { return known }
+        guard let problem = watch?.check() else { return nil }
+        let (first, reason) = health.withLock { health in (health.fileLost(problem), health.unavailableReason ?? problem) }
+        if first {
+            logger.critical("\(problem). Refusing every write (503) until restarted: reopening would start an empty database. Restore the file (e.g. from doorbell backup) and restart doorbell.")
+        }
+        return reason
+    }
+}
