@@ -88,7 +88,9 @@ enum ExecRunner {
         } catch {
             if timedOut { throw StepFailure("\(name) timed out after \(exec.timeout) s", retryable: true) }
             if error is CancellationError { throw error }
-            throw StepFailure("cannot run \(program): \(error)", retryable: false)
+            // The program exists and is executable (checked above): what is left is mostly passing —
+            // no descriptors or processes to spare — so it is worth another try.
+            throw StepFailure("cannot run \(program): \(error)", retryable: true)
         }
         // A command that finished cleanly just as its timer fired succeeded; one we stopped did not.
         if timedOut && !ending.status.isSuccess {
@@ -174,6 +176,8 @@ private final class ChildGroup: Sendable {
         if getpgid(pid) == pid { leader.withLock { $0 = pid } }
     }
 
+    /// After the leader is reaped its number stays reserved while any process of its group lives; once
+    /// none does, the kill finds nobody (a new process would need that exact pid and a group of its own).
     func killRemaining() {
         guard let pid = leader.withLock({ $0 }) else { return }
         _ = kill(-pid, SIGKILL)

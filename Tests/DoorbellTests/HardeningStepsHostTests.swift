@@ -170,6 +170,29 @@ struct HardeningStepsHostTests {
         for pid in Self.processes(marked: marker) { kill(pid, SIGKILL) }
     }
 
+    @Test("SIGTERM while a command runs: the server exits within the step's timeout plus grace, leaving no process behind")
+    func shutdownWithCommandRunning() async throws {
+        let marker = "30.\(Int.random(in: 100_000...999_999))"
+        let folder = try TemporaryFolder.make()
+        let config = folder.appendingPathComponent("doorbell.yml")
+        try Self.execConfig(extra: """
+              - id: slow
+                on: ["open:slow"]
+                steps:
+                  - { id: wait, exec: { argv: ["/bin/sh", "-c", "sleep \(marker)"], timeout: 2s } }
+            """).write(to: config, atomically: true, encoding: .utf8)
+        let server = try ServeProcess(config: config)
+        try server.start()
+        #expect(try await post("\(server.baseURL)/hooks/open", body: Array(#"{"type":"slow"}"#.utf8)).status == 200)
+        #expect(try await eventually { !Self.processes(marked: marker).isEmpty }, "the command started")
+        let started = Date()
+        _ = server.terminate()
+        // Before: the server waited for the 30 s sleep (and its pipes) to end.
+        #expect(Date().timeIntervalSince(started) < 15, "exited after \(Date().timeIntervalSince(started)) s")
+        #expect(Self.processes(marked: marker).isEmpty, "left running: \(Self.processes(marked: marker))")
+        for pid in Self.processes(marked: marker) { kill(pid, SIGKILL) }
+    }
+
     // MARK: exec config
 
     @Test("argv[0] must be a literal; inherit_env and env names are checked at load")
