@@ -19,18 +19,21 @@ public final class SQLiteEventStore: EventStore, RunStore {
     let monitor: StoreMonitor
     let logger: Logger
 
-    /// Opens the database at `path`. Read-write (serve, commands that change things) creates it if
-    /// needed and brings its schema up to date; read-only (list, show, check, backup) never writes
-    /// or migrates. Either refuses a database whose schema is newer than this build, and read-only
-    /// also one that is older, with a message that says which.
-    public init(path: String, logger: Logger = Logger(label: "doorbell.storage"), access: StoreAccess = .readWrite) throws {
+    /// Opens the database at `path`. `.server` and `.readWrite` create it if needed and bring its
+    /// schema up to date; `.readOnly` (list, show, check, backup) never writes or migrates. Each
+    /// refuses a database whose schema is newer than this build, and read-only also one that is
+    /// older, with a message that says which.
+    public init(path: String, logger: Logger = Logger(label: "doorbell.storage"), access: StoreAccess = .server) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.label = "doorbell"
         switch access {
-        case .readWrite:
+        case .server, .readWrite:
             configuration.prepareDatabase { db in
                 try db.execute(sql: "PRAGMA synchronous = FULL")
+                // The WAL never shrinks while we run (whatever the build's default), so the file
+                // watch can read a smaller WAL as truncation by someone else.
+                try db.execute(sql: "PRAGMA journal_size_limit = -1")
             }
             let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -44,7 +47,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
         do {
             let schema = try pool.read { db in try SQLiteSchema.Version.read(db) }
             if let problem = schema.problem(access: access, path: path) { throw StoreError.incompatibleSchema(problem) }
-            if access == .readWrite { try SQLiteSchema.migrator.migrate(pool) }
+            if access != .readOnly { try SQLiteSchema.migrator.migrate(pool) }
         } catch {
             try? pool.close()
             throw error
@@ -53,7 +56,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
         self.path = path
         self.access = access
         self.logger = logger
-        let monitor = StoreMonitor(watch: access == .readWrite ? DatabaseFileWatch(path: path, companions: [path + "-wal"]) : nil, logger: logger)
+        let monitor = StoreMonitor(watch: access == .server ? DatabaseFileWatch(path: path, companions: [path + "-wal"]) : nil, logger: logger)
         self.monitor = monitor
         self.writes = GroupCommit { items in
             // Never commit into a file that is no longer the one at the path: nobody would find it.
@@ -242,11 +245,13 @@ public final class SQLiteEventStore: EventStore, RunStore {
         }
     }
 
-    /// Finishes queued commits, then checkpoints the WAL into the database file and truncates it, so
-    /// after a clean shutdown the `.db` file alone is a complete copy.
+    /// Finishes queued commits; the server then checkpoints the WAL into the database file and
+    /// truncates it, so after a clean shutdown the `.db` file alone is a complete copy. (A command
+    /// next to a running server leaves the WAL alone: truncating it under the server would look like
+    /// a truncated file to its watch.)
     public func close() async throws {
         await writes.close()
-        if access == .readWrite, monitor.fileIntact {
+        if access == .server, monitor.fileIntact {
             do {
                 try await pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
             } catch {
@@ -303,10 +308,14 @@ enum StoreWriteResult: Sendable {
     case probed
 }
 
-/// How a command opens the store: `serve` and commands that change things read-write; commands
-/// that only look (list, show, check, backup) read-only, without migrating.
+/// How a process opens the store.
 public enum StoreAccess: Sendable {
+    /// `doorbell serve`: watches its database file (deleted, replaced, truncated) and checkpoints
+    /// the WAL into it at a clean shutdown.
+    case server
+    /// Commands that change things (add, replay, prune), possibly next to a running server.
     case readWrite
+    /// Commands that only look (list, show, check, backup): no migrations, no writes.
     case readOnly
 }
 

@@ -296,6 +296,15 @@ struct HardeningStorageTests {
         let again = try ChildProcess.doorbell(["backup", backup.path, "--config", config.path])
         #expect(again.status == 1)
         #expect(again.stderr.contains("exists"))
+
+        // Commands that write next to the running server (prune, endpoints add) leave its files as
+        // its watch expects them: it keeps acknowledging.
+        #expect(try ChildProcess.doorbell(["prune", "--config", config.path]).status == 0)
+        #expect(try ChildProcess.doorbell(["endpoints", "add", "partner", "https://partner.example.com/in", "--config", config.path]).status == 0)
+        let after = Acknowledged()
+        try await send(count: 20, prefix: "after", to: url, acknowledged: after)
+        #expect(after.count == 20, "the server still answers 200 after other commands wrote to its database")
+        #expect(try await get("\(server.baseURL)/readyz").status == 200)
     }
 
     // MARK: command line
