@@ -32,7 +32,11 @@ let package = Package(
         /// `doorbell.yml`: loading, `${VAR}` substitution, validation with precise paths.
         .target(
             name: "DoorbellConfig",
-            dependencies: ["DoorbellCore", .product(name: "Yams", package: "Yams")]
+            dependencies: [
+                "DoorbellCore", .product(name: "Yams", package: "Yams"),
+                // Parses every template at load, so a malformed one is a config error, not a failed run.
+                .product(name: "Mustache", package: "swift-mustache"),
+            ]
         ),
         /// Signature schemes, one type per provider, behind the `SignatureScheme` protocol.
         .target(
@@ -71,6 +75,8 @@ let package = Package(
             dependencies: [
                 "DoorbellCore", "DoorbellConfig", "DoorbellVerification", "DoorbellStorage", "DoorbellAutomation",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -215,7 +215,7 @@ struct StepExecutor: Sendable {
         guard input.event.depth < maxChainDepth else {
             throw StepFailure("chain depth limit \(maxChainDepth) reached: an emit loop?", retryable: false)
         }
-        let type = try Templates.render(emit.type, input.context)
+        let type = try Self.eventType(emit.type, step: "emit", input.context)
         let data = try JSONText.data(try Templates.render(emit.data, input.context))
         // The provider id is the step's identity: a retried emit after a crash stores one event.
         var event = NewEvent(
@@ -224,6 +224,17 @@ struct StepExecutor: Sendable {
         )
         let outcome = try await storeEmitted(planner.plan(event))
         return ["event_id": outcome.id, "type": type]
+    }
+
+    /// Renders an `emit`/`deliver` type and holds it to the limits ingest applies: an empty, over-long
+    /// or CR/LF-laden type fails the step for good (the same data renders the same type on a retry).
+    static func eventType(_ template: String, step kind: String, _ context: [String: Any]) throws -> String {
+        let type = try Templates.render(template, context)
+        if let problem = EventLimits.typeProblem(type) {
+            // debugDescription: the rendered type is the sender's text, CR/LF included; it is shown escaped.
+            throw StepFailure("\(kind) type \(String(type.prefix(60)).debugDescription)\(type.count > 60 ? "…" : "") rendered from '\(template.prefix(80))': \(problem)", retryable: false)
+        }
+        return type
     }
 
     /// Without a type: the run's own event goes to the endpoints (a relay). With a type: a new event
@@ -237,7 +248,7 @@ struct StepExecutor: Sendable {
         guard input.event.depth < maxChainDepth else {
             throw StepFailure("chain depth limit \(maxChainDepth) reached: a deliver loop?", retryable: false)
         }
-        let type = try Templates.render(typeTemplate, input.context)
+        let type = try Self.eventType(typeTemplate, step: "deliver", input.context)
         let data = try JSONText.data(try Templates.render(deliver.data ?? .object([:]), input.context))
         var event = NewEvent(
             source: input.event.source, type: type, providerID: "\(input.runID)-\(step.id)",

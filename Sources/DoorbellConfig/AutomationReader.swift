@@ -65,7 +65,10 @@ enum AutomationReader {
             let key = ruleKeys["key"].flatMap { reader.nonEmptyString($0, at: "\(path).concurrency.key") }
             if ruleKeys["key"] == nil { reader.error("\(path).concurrency.key", "missing, e.g. \"{{body.data.object.customer}}\"", node) }
             let limit = ruleKeys["limit"].flatMap { reader.int($0, at: "\(path).concurrency.limit", range: 1...1000) } ?? 1
-            if let key { concurrency = ConcurrencyRule(key: key, limit: limit) }
+            if let key {
+                TemplateCheck.checkText(key, at: "\(path).concurrency.key", reader)
+                concurrency = ConcurrencyRule(key: key, limit: limit)
+            }
         }
         let retry = keys["retry"].flatMap { readRetry($0, at: "\(path).retry", reader) } ?? defaultRetry
         var steps: [Step] = []
@@ -108,7 +111,10 @@ enum AutomationReader {
             reader.error(actionPath, "'\(kind)' steps are not supported by this build yet", body)
             action = nil
         }
-        return action.map { Step(id: id, action: $0, retry: retry) }
+        guard let action else { return nil }
+        let step = Step(id: id, action: action, retry: retry)
+        TemplateCheck.check(step, at: path, reader)
+        return step
     }
 
     private static func readHTTP(_ node: Node, at path: String, _ reader: NodeReader) -> HTTPStep? {
@@ -362,8 +368,13 @@ enum AutomationReader {
                         continue
                     }
                     let operandValue = templateValue(operand, at: "\(keyPath).\(name)", reader)
-                    if op == .regex, case .string(let pattern) = operandValue, (try? NSRegularExpression(pattern: pattern)) == nil {
-                        reader.error("\(keyPath).regex", "not a valid regular expression", operand)
+                    if op == .regex, case .string(let pattern) = operandValue {
+                        if (try? NSRegularExpression(pattern: pattern)) == nil {
+                            reader.error("\(keyPath).regex", "not a valid regular expression", operand)
+                        } else if let problem = CatastrophicPattern.problem(pattern) {
+                            // Conditions run while a webhook waits for its answer: refuse what could stall it.
+                            reader.error("\(keyPath).regex", "'\(pattern.prefix(80))': \(problem)", operand)
+                        }
                     }
                     parts.append(.compare(path: key, op: op, operand: operandValue))
                 }

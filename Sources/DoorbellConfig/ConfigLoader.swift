@@ -31,6 +31,11 @@ public enum ConfigLoader {
         guard let root else {
             throw ConfigError(file: file, issues: [ConfigIssue(path: "", message: "the config file is empty")])
         }
+        if !fitsNodeBudget(root) {
+            throw ConfigError(file: file, issues: [ConfigIssue(
+                path: "", message: "the file expands to more than \(maxNodes) values; YAML aliases (*name) that repeat anchors of anchors (a \"billion laughs\") are refused"
+            )])
+        }
         let reader = NodeReader(environment: environment, directory: directory)
         let configuration = read(root, reader)
         if let configuration { FilesDirectoryRule.check(configuration, configFile: directory + "/" + URL(fileURLWithPath: file).lastPathComponent, reader) }
@@ -39,6 +44,31 @@ public enum ConfigLoader {
         }
         configuration.warnings = reader.warnings
         return configuration
+    }
+
+    /// The most values (scalars, lists, mappings) a config may hold once its aliases are expanded.
+    /// Composing shares an anchored node between its aliases, but every reader walks the expanded
+    /// tree, so a few hundred bytes of nested aliases would be billions of values.
+    static let maxNodes = 200_000
+
+    /// Counts the expanded tree, stopping as soon as the budget is spent (so a bomb costs little).
+    static func fitsNodeBudget(_ root: Node) -> Bool {
+        var budget = maxNodes
+        var pending = [root]
+        while let node = pending.popLast() {
+            budget -= 1
+            if budget < 0 { return false }
+            switch node {
+            case .scalar, .alias: break
+            case .sequence(let sequence): pending.append(contentsOf: sequence)
+            case .mapping(let mapping):
+                for (key, value) in mapping {
+                    pending.append(key)
+                    pending.append(value)
+                }
+            }
+        }
+        return true
     }
 
     private static func read(_ root: Node, _ reader: NodeReader) -> Configuration? {
@@ -99,8 +129,23 @@ public enum ConfigLoader {
     }
 
     private static func readServer(_ node: Node, _ reader: NodeReader) -> ServerSettings? {
-        guard let keys = reader.mapping(node, at: "server", allowed: ["listen", "public_url", "trusted_proxies"]) else { return nil }
+        let timeouts = ["header_timeout", "body_timeout", "idle_timeout", "shutdown_grace"]
+        guard let keys = reader.mapping(node, at: "server", allowed: ["listen", "public_url", "trusted_proxies", "max_connections"] + timeouts) else { return nil }
         var settings = ServerSettings()
+        let fields: [String: WritableKeyPath<ServerSettings, Double>] = [
+            "header_timeout": \.headerTimeout, "body_timeout": \.bodyTimeout, "idle_timeout": \.idleTimeout, "shutdown_grace": \.shutdownGrace,
+        ]
+        for key in timeouts {
+            guard let valueNode = keys[key], let text = reader.string(valueNode, at: "server.\(key)") else { continue }
+            if let seconds = Units.parseDuration(text), seconds >= 0.1, seconds <= 3600 {
+                settings[keyPath: fields[key]!] = seconds
+            } else {
+                reader.error("server.\(key)", "expected a duration between 100ms and 1h such as 10s, found '\(text)'", valueNode)
+            }
+        }
+        if let limit = keys["max_connections"], let value = reader.int(limit, at: "server.max_connections", range: 1...1_000_000) {
+            settings.maxConnections = value
+        }
         if let listen = keys["listen"], let text = reader.nonEmptyString(listen, at: "server.listen") {
             if let (host, port) = parseListen(text) {
                 settings.host = host

@@ -110,6 +110,13 @@ enum SourceReader {
 
         let eventType = keys["event_type"].flatMap { valueRule($0, at: "\(path).event_type", reader) }
         let eventID = keys["event_id"].flatMap { valueRule($0, at: "\(path).event_id", reader) }
+        // A fixed type must pass the check every received event's type passes (EventLimits).
+        if case .fixed(let literal) = eventType, let problem = EventLimits.typeProblem(literal) {
+            reader.error("\(path).event_type", problem, keys["event_type"])
+        }
+        for (key, rule) in [("event_type", eventType), ("event_id", eventID)] {
+            if case .header(let name) = rule, let problem = EventLimits.headerNameProblem(name) { reader.error("\(path).\(key)", problem, keys[key]) }
+        }
         if case .fixed(let literal) = eventID {
             reader.error("\(path).event_id", "'\(literal)' would give every event the same dedupe key; use a JSON pointer (/id) or header:Name", keys["event_id"])
         }

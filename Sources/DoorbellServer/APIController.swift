@@ -103,17 +103,16 @@ struct APIController: Sendable {
 
     private func publish(_ request: Request, _ context: DoorbellRequestContext) async throws -> Response {
         let body = try await jsonBody(request)
-        guard let type = body["type"] as? String, !type.isEmpty, type.count <= 200 else {
-            throw APIError(.badRequest, "type: required, a non-empty string of at most 200 characters")
-        }
+        guard let type = body["type"] as? String else { throw APIError(.badRequest, "type: required, a string") }
+        // The same rule as a received webhook's type (EventLimits), so what we publish ingest would accept.
+        if let problem = EventLimits.typeProblem(type) { throw APIError(.badRequest, "type: \(problem)") }
         guard let data = body["data"], data is [String: Any] || data is [Any] else {
             throw APIError(.badRequest, "data: required, a JSON object (or array)")
         }
         var key: String?
         if let value = body["idempotency_key"] {
-            guard let text = value as? String, !text.isEmpty, text.count <= 200 else {
-                throw APIError(.badRequest, "idempotency_key: a non-empty string of at most 200 characters")
-            }
+            guard let text = value as? String else { throw APIError(.badRequest, "idempotency_key: a string") }
+            if let problem = EventLimits.providerIDProblem(text) { throw APIError(.badRequest, "idempotency_key: \(problem)") }
             key = text
         }
         if let unknown = body.keys.first(where: { !["type", "data", "idempotency_key"].contains($0) }) {
@@ -131,10 +130,23 @@ struct APIController: Sendable {
         return IngestReply(id: outcome.id, duplicate: outcome.duplicate).response(status: .accepted)
     }
 
+    /// The most rows one list answers; `?limit=` asks for fewer.
+    static let maxPage = 500
+
+    /// `?limit=`: a whole number from 1 to `maxPage` (default 50). Anything else is a 400, not
+    /// clamped: a negative limit once meant "no limit" to the store.
+    static func pageLimit(_ text: String?) throws -> Int {
+        guard let text else { return 50 }
+        guard let value = Int(text), (1...maxPage).contains(value) else {
+            throw APIError(.badRequest, "limit: a whole number from 1 to \(maxPage), found '\(text.prefix(40))'")
+        }
+        return value
+    }
+
     private func listEvents(_ request: Request) async throws -> Response {
         let query = EventQuery(
             source: request.uri.queryParameters["source"].map(String.init), type: request.uri.queryParameters["type"].map(String.init),
-            limit: min(500, request.uri.queryParameters["limit"].flatMap { Int(String($0)) } ?? 50)
+            limit: try Self.pageLimit(request.uri.queryParameters["limit"].map(String.init))
         )
         let events = try await store.events(matching: query)
         return JSONResponse.object(.ok, ["data": events.map { stored -> [String: Any] in
@@ -152,6 +164,7 @@ struct APIController: Sendable {
 
     private func createEndpoint(_ request: Request) async throws -> Response {
         let body = try await jsonBody(request)
+        if let id = body["id"], !(id is String) { throw APIError(.badRequest, "id: a string") }
         var endpoint = Endpoint(id: (body["id"] as? String) ?? "ep_" + EventID.generate(prefix: "").suffix(10).lowercased(), url: "")
         try apply(body, to: &endpoint, creating: true)
         if try await store.endpoint(id: endpoint.id) != nil { throw APIError(.conflict, "endpoint '\(endpoint.id)' exists") }
@@ -188,14 +201,19 @@ struct APIController: Sendable {
     private func rotate(_ request: Request, _ context: DoorbellRequestContext) async throws -> Response {
         let body = try await jsonBody(request)
         return try await withEndpoint(context) { endpoint in
+            if let unknown = body.keys.sorted().first(where: { !["secret", "overlap"].contains($0) }) {
+                throw APIError(.badRequest, "\(unknown): unknown field; expected secret, overlap")
+            }
             var secret = EndpointSecret.generate()
-            if let given = body["secret"] as? String {
+            if let value = body["secret"], !(value is NSNull) {
+                guard let given = value as? String else { throw APIError(.badRequest, "secret: a string (whsec_… or whsk_…)") }
                 guard EndpointSecret.looksValid(given) else { throw APIError(.badRequest, "secret: expected whsec_<base64 of 24–64 bytes> or whsk_<base64 Ed25519 key>") }
                 secret = EndpointSecret(secret: given)
             }
             var overlap = outbound.rotationOverlap
-            if let text = body["overlap"] as? String {
-                guard let seconds = Units.parseDuration(text) else { throw APIError(.badRequest, "overlap: not a duration: '\(text)'") }
+            if let value = body["overlap"], !(value is NSNull) {
+                guard let text = value as? String else { throw APIError(.badRequest, "overlap: a duration as a string, such as \"24h\"") }
+                guard let seconds = Units.parseDuration(text), seconds >= 0 else { throw APIError(.badRequest, "overlap: not a duration: '\(text.prefix(40))'") }
                 overlap = seconds
             }
             guard let rotated = try await store.rotateSecret(endpointID: endpoint.id, to: secret, overlap: overlap, now: now()) else {
@@ -236,7 +254,10 @@ struct APIController: Sendable {
         }
         if let headers = body["headers"] { guard let map = headers as? [String: String] else { throw APIError(.badRequest, "headers: an object of strings") }; endpoint.headers = map }
         if let enabled = body["enabled"] { guard let flag = enabled as? Bool else { throw APIError(.badRequest, "enabled: true or false") }; endpoint.enabled = flag; endpoint.disabledReason = flag ? nil : "disabled through the API" }
-        if let description = body["description"] { endpoint.description = description as? String }
+        if let description = body["description"] {
+            guard description is NSNull || description is String else { throw APIError(.badRequest, "description: a string or null") }
+            endpoint.description = description as? String
+        }
         if let retry = body["retry"] {
             if retry is NSNull { endpoint.retry = nil } else {
                 guard let object = retry as? [String: Any], let list = object["schedule"] as? [Any], !list.isEmpty else {
@@ -244,10 +265,14 @@ struct APIController: Sendable {
                 }
                 var schedule: [Double] = []
                 for item in list {
-                    guard let seconds = (item as? String).flatMap(Units.parseDuration) ?? (item as? NSNumber)?.doubleValue, seconds >= 0 else {
+                    guard let seconds = (item as? String).flatMap(Units.parseDuration) ?? (Self.isNumber(item) ? (item as? NSNumber)?.doubleValue : nil), seconds >= 0 else {
                         throw APIError(.badRequest, "retry.schedule: '\(item)' is not a duration")
                     }
                     schedule.append(seconds)
+                }
+                if let value = object["jitter"], !Self.isNumber(value) { throw APIError(.badRequest, "retry.jitter: a number from 0 to 1") }
+                if let unknown = object.keys.sorted().first(where: { !["schedule", "jitter"].contains($0) }) {
+                    throw APIError(.badRequest, "retry.\(unknown): unknown field; expected schedule, jitter")
                 }
                 let jitter = (object["jitter"] as? NSNumber)?.doubleValue ?? RetryPolicy.default.jitter
                 guard (0...1).contains(jitter) else { throw APIError(.badRequest, "retry.jitter: a fraction from 0 to 1") }
@@ -281,7 +306,7 @@ struct APIController: Sendable {
     // MARK: deliveries
 
     private func deliveryQuery(_ parameters: [String: String]) throws -> RunQuery {
-        var query = RunQuery(endpoint: parameters["endpoint"], deliveries: true, limit: min(500, parameters["limit"].flatMap(Int.init) ?? 50))
+        var query = RunQuery(endpoint: parameters["endpoint"], deliveries: true, limit: try Self.pageLimit(parameters["limit"]))
         query.eventID = parameters["event"]
         if let status = parameters["status"] {
             query.statuses = try status.split(separator: ",").map { text in
@@ -330,13 +355,24 @@ struct APIController: Sendable {
     private func retryDeliveries(_ request: Request) async throws -> Response {
         let body = try await jsonBody(request)
         var parameters: [String: String] = [:]
-        for (key, value) in body { parameters[key] = (value as? String) ?? (value as? Int).map(String.init) }
+        let allowed = ["endpoint", "event", "status", "since", "until"]
+        for (key, value) in body.sorted(by: { $0.key < $1.key }) {
+            guard allowed.contains(key) else { throw APIError(.badRequest, "\(key): unknown field; expected one of \(allowed.joined(separator: ", "))") }
+            guard let text = value as? String else { throw APIError(.badRequest, "\(key): a string") }
+            parameters[key] = text
+        }
         var query = try deliveryQuery(parameters)
         if query.statuses.isEmpty { query.statuses = [.dead] }
         query.limit = Int.max
         let count = try await store.replay(matching: query, fromStart: true, now: now())
         if count > 0 { wake() }
         return JSONResponse.object(.accepted, ["retried": count])
+    }
+
+    /// A JSON number, not a boolean (which JSONSerialization also hands over as an NSNumber).
+    static func isNumber(_ value: Any) -> Bool {
+        guard let number = value as? NSNumber else { return false }
+        return type(of: number) != type(of: NSNumber(value: true))
     }
 
     private func renderDelivery(_ run: RunRecord) -> [String: Any] {

@@ -4,6 +4,7 @@ import DoorbellCore
 import DoorbellStorage
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -52,11 +53,18 @@ public enum DoorbellApplication {
                 body: .init(byteBuffer: ByteBuffer(bytes: metrics.text()))
             )
         }
+        let server = configuration.server
+        let limits = ConnectionLimits(server)
+        HeapPolicy.returnLargeBlocks()
         return Application(
             router: router,
+            // Slow or stalled clients are cut off (ConnectionGuard); idle keep-alive connections close.
+            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(limits)], idleTimeout: .seconds(server.idleTimeout))),
             configuration: .init(
-                address: .hostname(configuration.server.host, port: configuration.server.port),
-                serverName: "doorbell"
+                address: .hostname(server.host, port: server.port),
+                serverName: "doorbell",
+                // Beyond the cap, new connections wait in the listen backlog until one closes.
+                availableConnectionsDelegate: MaximumAvailableConnections(server.maxConnections, logger: logger)
             ),
             // Shut down in reverse: the server drains, then the worker finishes its steps, then the store closes.
             services: services,

@@ -36,13 +36,13 @@ public struct EventIdentity: Sendable, Equatable {
         } else if source.provider == .twilio {
             type = twilioType(body)
         }
-        guard !type.isEmpty, type.utf8.count <= 200 else { throw MalformedBody("event type must be 1 to 200 bytes") }
+        if let problem = EventLimits.typeProblem(type) { throw MalformedBody(problem) }
 
         var providerID: String?
         if let rule = source.eventID ?? conventions.id {
             let value = value(of: rule, in: body, request: request)
             if let value, !value.isEmpty {
-                guard value.utf8.count <= 500 else { throw MalformedBody("event id longer than 500 bytes") }
+                if let problem = EventLimits.providerIDProblem(value) { throw MalformedBody(problem) }
                 providerID = value
             } else if source.eventID != nil || conventions.idRequired {
                 throw MalformedBody("event id (the dedupe key) not found at \(describe(rule))")

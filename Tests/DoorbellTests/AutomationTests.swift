@@ -319,7 +319,8 @@ extension AutomationTests {
 }
 
 extension AutomationTests {
-    @Test("faults: a hanging target times out and is retried; Retry-After is honoured; a command timeout and a template error fail clearly")
+    /// A malformed template is now refused at load (see HardeningServerInputTests), so no run meets one.
+    @Test("faults: a hanging target times out and is retried; Retry-After is honoured; a command timeout fails clearly")
     func faults() async throws {
         try await Receiver.with { receiver in
             let folder = try TemporaryFolder.make()
@@ -338,10 +339,6 @@ extension AutomationTests {
                     retry: { schedule: [0s], jitter: 0 }
                     steps:
                       - { id: nap, exec: { argv: ["sleep", "30"], timeout: 300ms } }
-                  - id: broken-template
-                    on: ["open:broken"]
-                    steps:
-                      - { id: call, http: { url: "\(receiver.baseURL)/x", body: "{{#unclosed}}" } }
                 """
             receiver.delay("/hang", seconds: 2)
             receiver.fail("/throttle", times: 1, status: 429, retryAfter: "1")
@@ -369,11 +366,6 @@ extension AutomationTests {
                 #expect(try await eventually { try await status(sleep)?.status == .dead })
                 #expect(Date().timeIntervalSince(started) < 10, "the command was stopped at its timeout")
                 #expect(try await status(sleep)?.lastError?.contains("timed out") == true)
-
-                let broken = try await send("broken")
-                #expect(try await eventually { try await status(broken)?.status == .dead }, "a template error is not retried")
-                #expect(try await status(broken)?.lastError?.contains("template error") == true)
-                #expect(receiver.requests("/x").isEmpty)
             }
         }
     }

@@ -62,6 +62,10 @@ public struct Endpoint: Sendable, Equatable {
             problems.append(("url", "not an http(s) URL: '\(url)'"))
         }
         if events.isEmpty { problems.append(("events", "list at least one event type pattern, e.g. \"*\"")) }
+        // A CR/LF in a header would fail (or split) every delivery; refused where it is entered.
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
+            if let problem = EventLimits.headerNameProblem(name) ?? EventLimits.headerValueProblem(value) { problems.append(("headers", "\(name.prefix(64)): \(problem)")) }
+        }
         for secret in secrets where !EndpointSecret.looksValid(secret.secret) {
             problems.append(("secret", "expected whsec_<base64 of 24–64 bytes> or whsk_<base64 Ed25519 key>"))
         }
