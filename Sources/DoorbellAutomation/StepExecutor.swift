@@ -57,14 +57,14 @@ struct StepExecutor: Sendable {
         } catch let error as Templates.RenderError {
             throw StepFailure(error.description, retryable: false)
         } catch {
-            throw StepFailure("\(error)", retryable: true)
+            throw StepFailure(String(describing: error).redactingURLs, retryable: true)
         }
     }
 
     // MARK: http and chat
 
     private func runHTTP(_ http: HTTPStep, step: Step, _ input: StepInput) async throws -> [String: Any] {
-        let url = try Templates.render(http.url, input.context)
+        let url = try Templates.renderURL(http.url, input.context)
         var headers = HTTPHeaders()
         for (name, value) in http.headers { headers.add(name: name, value: try Templates.render(value, input.context)) }
         var body: [UInt8]?
@@ -89,7 +89,7 @@ struct StepExecutor: Sendable {
     }
 
     private func runChat(_ chat: ChatStep, step: Step, _ input: StepInput) async throws -> [String: Any] {
-        let url = try Templates.render(chat.url, input.context)
+        let url = try Templates.renderURL(chat.url, input.context)
         let text = try Templates.render(chat.text, input.context)
         let payload: [String: Any] = switch chat.kind {
         case .slack, .teams, .googleChat: ["text": text]
@@ -105,7 +105,7 @@ struct StepExecutor: Sendable {
     /// connection errors are worth retrying; other statuses, including redirects, are not.
     private func send(method: String, url: String, headers: HTTPHeaders, body: [UInt8]?, timeout: Double, expect: [Int]) async throws -> [String: Any] {
         guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), parsed.host != nil else {
-            throw StepFailure("not an http(s) URL: '\(url)'", retryable: false)
+            throw StepFailure("not an http(s) URL: '\(RedactedURL(url))'", retryable: false)
         }
         var request = HTTPClientRequest(url: url)
         request.method = HTTPMethod(rawValue: method)
@@ -119,7 +119,7 @@ struct StepExecutor: Sendable {
         } catch let refusal as OutboundRefusal {
             throw StepFailure(refusal.description, retryable: false)
         } catch {
-            throw StepFailure("\(method) \(url): \(error)", retryable: true)
+            throw StepFailure("\(method) \(RedactedURL(url)): \(String(describing: error).redactingURLs)", retryable: true)
         }
         let status = Int(response.status.code)
         let text = String(buffer: bytes)
@@ -128,7 +128,7 @@ struct StepExecutor: Sendable {
             let retryable = [408, 409, 425, 429].contains(status) || status >= 500
             let excerpt = text.prefix(300)
             let reason = (300..<400).contains(status) ? "redirect not followed" : "unexpected status"
-            throw StepFailure("\(method) \(url) answered \(status) (\(reason)): \(excerpt)", retryable: retryable, retryAfter: Self.retryAfter(response.headers.first(name: "Retry-After")))
+            throw StepFailure("\(method) \(RedactedURL(url)) answered \(status) (\(reason)): \(String(excerpt).redactingURLs)", retryable: retryable, retryAfter: Self.retryAfter(response.headers.first(name: "Retry-After")))
         }
         var output: [String: Any] = ["status": status]
         output["headers"] = Dictionary(response.headers.map { ($0.name.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first })
@@ -155,22 +155,30 @@ struct StepExecutor: Sendable {
 
     private func runEmail(_ email: EmailStep, step: Step, _ input: StepInput) async throws -> [String: Any] {
         guard let settings = email.smtp else { throw StepFailure("no SMTP settings", retryable: false) }
-        let split = { (list: [String]) throws -> [String] in
-            try list.flatMap { try Templates.render($0, input.context).split(separator: ",") }
+        // Every address, wherever it goes (envelope or header), passes the same strict check; a bad
+        // one fails the step for good before anything is sent.
+        let addresses = { (field: String, list: [String]) throws -> [String] in
+            let rendered = try list.flatMap { try Templates.render($0, input.context).split(separator: ",") }
                 .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            for address in rendered {
+                if let problem = EmailAddress.problem(address) {
+                    throw StepFailure("email.\(field): \(EmailAddress.quoted(address)) is not an email address: \(problem)", retryable: false)
+                }
+            }
+            return rendered
         }
-        let to = try split(email.to)
+        let to = try addresses("to", email.to)
         guard !to.isEmpty else { throw StepFailure("no recipient after rendering \(email.to)", retryable: false) }
-        for address in to where !address.contains("@") || address.contains("<") || address.contains("\r") || address.contains("\n") {
-            throw StepFailure("not an email address: '\(address)'", retryable: false)
-        }
+        let cc = try addresses("cc", email.cc)
+        let bcc = try addresses("bcc", email.bcc)
+        let replyTo = try addresses("reply_to", email.replyTo)
         var attachments: [MailMessage.Attachment] = []
         for template in email.attach {
             let file = try FilesDirectory(path: filesDirectory).read(try Templates.render(template, input.context))
             attachments.append(.init(filename: file.name, contentType: Self.contentType(file.name), data: file.data))
         }
         let message = MailMessage(
-            from: settings.from, to: to, cc: try split(email.cc), subject: try Templates.render(email.subject, input.context).replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " "),
+            from: settings.from, to: to, cc: cc, bcc: bcc, replyTo: replyTo, subject: try Templates.render(email.subject, input.context),
             text: try email.text.map { try Templates.render($0, input.context) }, html: try email.html.map { try Templates.render($0, input.context, html: true) },
             attachments: attachments, messageID: "\(input.runID)-\(step.id)@doorbell"
         )

@@ -32,7 +32,7 @@ struct CheckCommand: AsyncParsableCommand {
         print("  endpoints: \(configuration.endpoints.count) in the file (more may be added with the API or `doorbell endpoints add`)")
         for endpoint in configuration.endpoints {
             let secret = endpoint.secrets.isEmpty ? "secret generated on first start" : "\(endpoint.secrets.count) secret(s)"
-            print("    \(endpoint.id)  \(endpoint.url)  events \(endpoint.events.joined(separator: ",")), \(secret)\(endpoint.enabled ? "" : ", disabled")")
+            print("    \(endpoint.id)  \(RedactedURL(endpoint.url))  events \(endpoint.events.joined(separator: ",")), \(secret)\(endpoint.enabled ? "" : ", disabled")")
         }
         let allowed = configuration.outbound.addressPolicy.allowPrivate
         print("  outbound: timeout \(configuration.outbound.timeout) s, private addresses \(allowed.isEmpty ? "refused" : "allowed in " + allowed.map(\.description).joined(separator: ", "))")

@@ -134,7 +134,7 @@ struct EndpointsCommand: AsyncParsableCommand {
             print(["ID".padding(16), "STATE".padding(9), "EVENTS".padding(20), "RATE".padding(8), "SECRETS", "URL"].joined(separator: " "))
             for endpoint in endpoints {
                 let state = endpoint.enabled ? "enabled" : "disabled"
-                print([endpoint.id.padding(16), state.padding(9), endpoint.events.joined(separator: ",").padding(20), (endpoint.rateLimit?.description ?? "-").padding(8), String(endpoint.signingSecrets(now: Date()).count).padding(7), endpoint.url].joined(separator: " "))
+                print([endpoint.id.padding(16), state.padding(9), endpoint.events.joined(separator: ",").padding(20), (endpoint.rateLimit?.description ?? "-").padding(8), String(endpoint.signingSecrets(now: Date()).count).padding(7), RedactedURL(endpoint.url).description].joined(separator: " "))
                 if let reason = endpoint.disabledReason { print("  disabled: \(reason)") }
             }
         }

@@ -240,9 +240,21 @@ enum AutomationReader {
     }
 
     private static func readEmail(_ node: Node, at path: String, smtp: SMTPSettings?, _ reader: NodeReader) -> EmailStep? {
-        guard let keys = reader.mapping(node, at: path, allowed: ["to", "cc", "subject", "text", "html", "attach", "smtp"]) else { return nil }
+        guard let keys = reader.mapping(node, at: path, allowed: ["to", "cc", "bcc", "reply_to", "subject", "text", "html", "attach", "smtp"]) else { return nil }
         let to = keys["to"].flatMap { reader.stringList($0, at: "\(path).to") } ?? []
         if to.isEmpty { reader.error("\(path).to", "missing: at least one recipient", keys["to"] ?? node) }
+        var addresses: [String: [String]] = ["to": to]
+        for key in ["cc", "bcc", "reply_to"] { addresses[key] = keys[key].flatMap { reader.stringList($0, at: "\(path).\(key)") } ?? [] }
+        // Literal addresses are checked now; templated ones when the step runs (the same check).
+        for (key, list) in addresses.sorted(by: { $0.key < $1.key }) {
+            for entry in list where !entry.contains("{{") {
+                for address in entry.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                    if let problem = EmailAddress.problem(address) {
+                        reader.error("\(path).\(key)", "\(EmailAddress.quoted(address)) is not an email address: \(problem)", keys[key])
+                    }
+                }
+            }
+        }
         let subject = keys["subject"].flatMap { reader.string($0, at: "\(path).subject") }
         if subject == nil { reader.error("\(path).subject", "missing", node) }
         let text = keys["text"].flatMap { reader.string($0, at: "\(path).text") }
@@ -253,7 +265,7 @@ enum AutomationReader {
             reader.error(path, "no mail server: add a top-level smtp: section or smtp: on the step", node)
         }
         return EmailStep(
-            to: to, cc: keys["cc"].flatMap { reader.stringList($0, at: "\(path).cc") } ?? [], subject: subject ?? "",
+            to: to, cc: addresses["cc"] ?? [], bcc: addresses["bcc"] ?? [], replyTo: addresses["reply_to"] ?? [], subject: subject ?? "",
             text: text, html: html, attach: keys["attach"].flatMap { reader.stringList($0, at: "\(path).attach") } ?? [],
             smtp: own ?? smtp
         )
@@ -267,7 +279,7 @@ enum AutomationReader {
         if keys["host"] == nil { reader.error("\(path).host", "missing", node) }
         let from = keys["from"].flatMap { reader.nonEmptyString($0, at: "\(path).from") }
         if keys["from"] == nil { reader.error("\(path).from", "missing: the sender address", node) }
-        if let from, !from.contains("@") { reader.error("\(path).from", "'\(from)' is not an email address", keys["from"]) }
+        if let from, let problem = EmailAddress.problem(from) { reader.error("\(path).from", "\(EmailAddress.quoted(from)) is not an email address: \(problem)", keys["from"]) }
         var tls = SMTPSettings.TLSMode.starttls
         if let tlsNode = keys["tls"], let text = reader.nonEmptyString(tlsNode, at: "\(path).tls") {
             if let mode = SMTPSettings.TLSMode(rawValue: text.lowercased()) { tls = mode } else { reader.error("\(path).tls", "expected starttls, tls or none", tlsNode) }

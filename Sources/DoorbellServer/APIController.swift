@@ -285,9 +285,12 @@ struct APIController: Sendable {
         if let problem = endpoint.problems().first { throw APIError(.badRequest, "\(problem.field): \(problem.message)") }
     }
 
+    /// An endpoint as the API shows it. Its URL (a Slack-style URL is a token) and header values
+    /// (`Authorization`) are secrets like its signing secret: shown whole only by `…/secret`.
     func render(_ endpoint: Endpoint, revealSecrets: Bool = false) -> [String: Any] {
         var object: [String: Any] = [
-            "id": endpoint.id, "url": endpoint.url, "events": endpoint.events, "headers": endpoint.headers, "enabled": endpoint.enabled,
+            "id": endpoint.id, "url": revealSecrets ? endpoint.url : RedactedURL(endpoint.url).description, "events": endpoint.events,
+            "headers": revealSecrets ? endpoint.headers : endpoint.headers.mapValues { _ in "…" }, "enabled": endpoint.enabled,
             "from_config": endpoint.fromConfig,
         ]
         object["rate_limit"] = endpoint.rateLimit?.description ?? NSNull()

@@ -117,7 +117,7 @@ final class Deliverer: Sendable {
         guard try await store.disableIfEnabled(id: endpoint.id, reason: reason, now: at) else { return }
         try await directory.reload(from: store)
         logger.error("endpoint disabled", metadata: ["endpoint": "\(endpoint.id)", "reason": "\(reason)"])
-        var data: [String: Any] = ["endpoint": endpoint.id, "url": endpoint.url, "reason": reason, "disabled_at": Timestamp.iso8601(at)]
+        var data: [String: Any] = ["endpoint": endpoint.id, "url": RedactedURL(endpoint.url).description, "reason": reason, "disabled_at": Timestamp.iso8601(at)]
         if let since { data["failing_since"] = Timestamp.iso8601(since) }
         let body = try JSONSerialization.data(withJSONObject: data, options: [.sortedKeys, .withoutEscapingSlashes])
         try await publish(NewEvent(
@@ -173,7 +173,7 @@ final class Deliverer: Sendable {
         } catch let refusal as OutboundRefusal {
             return SendResult(verdict: .failed(retryable: false, retryAfter: nil, slowDown: false), error: refusal.description)
         } catch {
-            return SendResult(verdict: .failed(retryable: true, retryAfter: nil, slowDown: false), error: "\(error)")
+            return SendResult(verdict: .failed(retryable: true, retryAfter: nil, slowDown: false), error: String(describing: error).redactingURLs)
         }
     }
 }

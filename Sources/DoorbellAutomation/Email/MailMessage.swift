@@ -1,7 +1,9 @@
 import Foundation
 
 /// An email as proper MIME: text and optional HTML as alternatives, attachments, UTF-8 headers
-/// encoded per RFC 2047.
+/// encoded per RFC 2047. Free text in headers (subject, attachment names) can never start a header
+/// of its own: control characters become spaces, and anything but short printable ASCII is sent as
+/// encoded words. Addresses are checked by `EmailAddress` before a message is built or sent.
 public struct MailMessage: Sendable {
     public struct Attachment: Sendable {
         public var filename: String
@@ -18,6 +20,9 @@ public struct MailMessage: Sendable {
     public var from: String
     public var to: [String]
     public var cc: [String]
+    /// Envelope recipients only: never written into a header.
+    public var bcc: [String]
+    public var replyTo: [String]
     public var subject: String
     public var text: String?
     public var html: String?
@@ -26,10 +31,12 @@ public struct MailMessage: Sendable {
     public var messageID: String
     public var date: Date
 
-    public init(from: String, to: [String], cc: [String] = [], subject: String, text: String?, html: String? = nil, attachments: [Attachment] = [], messageID: String, date: Date = Date()) {
+    public init(from: String, to: [String], cc: [String] = [], bcc: [String] = [], replyTo: [String] = [], subject: String, text: String?, html: String? = nil, attachments: [Attachment] = [], messageID: String, date: Date = Date()) {
         self.from = from
         self.to = to
         self.cc = cc
+        self.bcc = bcc
+        self.replyTo = replyTo
         self.subject = subject
         self.text = text
         self.html = html
@@ -38,7 +45,16 @@ public struct MailMessage: Sendable {
         self.date = date
     }
 
-    var allRecipients: [String] { to + cc }
+    /// Everyone in the envelope (`RCPT TO`), each once.
+    var allRecipients: [String] {
+        var seen: Set<String> = []
+        return (to + cc + bcc).filter { seen.insert($0.lowercased()).inserted }
+    }
+
+    /// Every address the message would put on the wire, with the header it belongs to.
+    var addresses: [(field: String, address: String)] {
+        [("from", from)] + to.map { ("to", $0) } + cc.map { ("cc", $0) } + bcc.map { ("bcc", $0) } + replyTo.map { ("reply_to", $0) }
+    }
 
     /// The message with CRLF line ends.
     public func rendered(boundarySeed: String = UUID().uuidString) -> String {
@@ -47,6 +63,7 @@ public struct MailMessage: Sendable {
             "To: \(to.joined(separator: ", "))",
         ]
         if !cc.isEmpty { headers.append("Cc: \(cc.joined(separator: ", "))") }
+        if !replyTo.isEmpty { headers.append("Reply-To: \(replyTo.joined(separator: ", "))") }
         let dateFormatter = DateFormatter()
         dateFormatter.locale = Locale(identifier: "en_US_POSIX")
         dateFormatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss Z"
@@ -75,10 +92,11 @@ public struct MailMessage: Sendable {
         headers.append("Content-Type: multipart/mixed; boundary=\"\(mixed)\"")
         body.append("--\(mixed)\r\n\(content)")
         for attachment in attachments {
-            let name = attachment.filename.replacingOccurrences(of: "\"", with: "")
+            let (name, filename) = Self.filenameParameters(attachment.filename)
+            let contentType = attachment.contentType.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value < 0x7F } ? attachment.contentType : "application/octet-stream"
             body.append("--\(mixed)\r\n" + Self.part(
-                contentType: "\(attachment.contentType); name=\"\(name)\"", data: attachment.data,
-                extra: "Content-Disposition: attachment; filename=\"\(name)\"\r\n"))
+                contentType: "\(contentType); name=\(name)", data: attachment.data,
+                extra: "Content-Disposition: attachment; \(filename)\r\n"))
         }
         body.append("--\(mixed)--")
         return headers.joined(separator: "\r\n") + "\r\n\r\n" + body.joined(separator: "\r\n")
@@ -95,9 +113,48 @@ public struct MailMessage: Sendable {
         return "Content-Type: \(contentType)\r\n\(extra)Content-Transfer-Encoding: base64\r\n\r\n\(encoded)"
     }
 
-    /// RFC 2047 for non-ASCII header text.
+    /// Header text that stays one header: control characters (CR, LF, tab…) become spaces; short
+    /// printable ASCII goes as it is, anything else as RFC 2047 encoded words (`=?UTF-8?B?…?=`, each
+    /// at most 75 characters, whole characters only, folded onto continuation lines).
     static func encodeHeader(_ text: String) -> String {
-        guard !text.allSatisfy(\.isASCII) else { return text }
-        return "=?utf-8?B?\(Data(text.utf8).base64EncodedString())?="
+        let clean = String(String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F || (0x80..<0xA0).contains($0.value) || $0 == "\u{2028}" || $0 == "\u{2029}" ? " " : $0 }))
+        if clean.count <= 900, clean.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }), !clean.contains("=?") {
+            return clean
+        }
+        // 39 bytes of UTF-8 are 52 characters of base64: with "=?UTF-8?B?" and "?=" a word is 64
+        // characters, so even the first line ("Subject: " + word) stays within RFC 2047's 76.
+        var words: [String] = []
+        var chunk: [UInt8] = []
+        for character in clean {
+            let bytes = Array(String(character).utf8)
+            if chunk.count + bytes.count > 39, !chunk.isEmpty {
+                words.append("=?UTF-8?B?\(Data(chunk).base64EncodedString())?=")
+                chunk = []
+            }
+            chunk += bytes
+        }
+        if !chunk.isEmpty { words.append("=?UTF-8?B?\(Data(chunk).base64EncodedString())?=") }
+        return words.joined(separator: "\r\n ")
+    }
+
+    /// The `name=` (Content-Type) and `filename=` (Content-Disposition) parameters for an
+    /// attachment: quoted plain ASCII, or for other names an RFC 2047 `name` and an RFC 2231
+    /// `filename*=UTF-8''…` that mail programs decode to the original name.
+    static func filenameParameters(_ filename: String) -> (name: String, filename: String) {
+        let printable = filename.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value < 0x7F && $0 != "\"" && $0 != "\\" }
+        if printable, !filename.isEmpty, filename.count <= 200 {
+            return ("\"\(filename)\"", "filename=\"\(filename)\"")
+        }
+        let clean = String(String.UnicodeScalarView(filename.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.prefix(200)))
+        var encoded = ""
+        for byte in clean.utf8 {
+            if (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || Array("-._~".utf8).contains(byte) {
+                encoded.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                encoded += String(format: "%%%02X", byte)
+            }
+        }
+        return ("\"=?UTF-8?B?\(Data(clean.utf8).base64EncodedString())?=\"", "filename*=UTF-8''\(encoded)")
     }
 }

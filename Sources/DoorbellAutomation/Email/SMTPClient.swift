@@ -6,6 +6,12 @@ import NIOSSL
 
 /// A small SMTP client on SwiftNIO: plain, STARTTLS or implicit TLS; AUTH PLAIN or LOGIN; one message
 /// per connection. Errors say whether a retry can help (4xx replies and network trouble) or not (5xx).
+///
+/// Defences: every address is checked (`EmailAddress`) before a byte is sent, so none can carry a
+/// command; the whole session, and so every read, ends at `settings.timeout`; a reply line over
+/// `SMTPConversation.maxLine` bytes or a reply of more than `maxLines` lines is an error; bytes the
+/// server sent before TLS began (after its `220` to STARTTLS) are refused, never read as if TLS had
+/// protected them (the STARTTLS command injection of CVE-2011-0411).
 public struct SMTPClient: Sendable {
     public let settings: SMTPSettings
 
@@ -25,6 +31,11 @@ public struct SMTPClient: Sendable {
     }
 
     public func send(_ message: MailMessage) async throws(Failure) -> Receipt {
+        for (field, address) in message.addresses {
+            if let problem = EmailAddress.problem(address) {
+                throw Failure(description: "\(field): \(EmailAddress.quoted(address)) is not an email address: \(problem)", retryable: false)
+            }
+        }
         do {
             return try await session(message)
         } catch let failure as Failure {
@@ -36,6 +47,7 @@ public struct SMTPClient: Sendable {
 
     private func session(_ message: MailMessage) async throws -> Receipt {
         let tls = try settings.tls == .none ? nil : NIOSSLContext(configuration: settings.tlsConfiguration())
+        let stamp = TLSEpochStamp()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.milliseconds(Int64(min(settings.timeout, 10) * 1000)))
             .connect(host: settings.host, port: settings.port) { channel in
@@ -43,7 +55,8 @@ public struct SMTPClient: Sendable {
                     if settings.tls == .implicit, let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: settings.serverHostname))
                     }
-                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    try channel.pipeline.syncOperations.addHandler(stamp)
+                    return try NIOAsyncChannel<StampedBytes, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
         // The deadline closes the connection, which ends any read or write still waiting on it.
@@ -55,13 +68,13 @@ public struct SMTPClient: Sendable {
         }
         defer { deadline.cancel() }
         do {
-            return try await converse(channel, message: message, tls: tls)
+            return try await converse(channel, message: message, tls: tls, stamp: stamp)
         } catch where timedOut.isSet {
             throw Failure(description: "SMTP \(settings.host):\(settings.port) timed out after \(settings.timeout) s (\(error))", retryable: true)
         }
     }
 
-    private func converse(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, message: MailMessage, tls: NIOSSLContext?) async throws -> Receipt {
+    private func converse(_ channel: NIOAsyncChannel<StampedBytes, ByteBuffer>, message: MailMessage, tls: NIOSSLContext?, stamp: TLSEpochStamp) async throws -> Receipt {
         try await channel.executeThenClose { inbound, outbound in
             var conversation = SMTPConversation(inbound: inbound.makeAsyncIterator(), outbound: outbound)
             try conversation.expect(await conversation.reply(), 220, "greeting")
@@ -72,7 +85,13 @@ public struct SMTPClient: Sendable {
                     throw Failure(description: "server \(settings.host) does not offer STARTTLS", retryable: false)
                 }
                 try conversation.expect(await conversation.command("STARTTLS"), 220, "STARTTLS")
-                try await channel.channel.pipeline.addHandler(NIOSSLClientHandler(context: tls!, serverHostname: settings.serverHostname), position: .first)
+                try conversation.startTLS()
+                // One step on the event loop: bytes read from the socket before it carry the old
+                // epoch, everything after passes through TLS and carries the new one.
+                try await channel.channel.eventLoop.submit { [hostname = settings.serverHostname, tls = tls!, channel = channel.channel] in
+                    stamp.epoch += 1
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: hostname), position: .first)
+                }.get()
                 ehlo = try await conversation.command("EHLO \(settings.heloName)")
                 try conversation.expect(ehlo, 250, "EHLO after STARTTLS")
             }
@@ -123,11 +142,46 @@ extension SMTPSettings {
     }
 }
 
+/// Inbound bytes with the number of TLS upgrades made before they were read from the socket.
+struct StampedBytes: Sendable {
+    let epoch: Int
+    let bytes: ByteBuffer
+}
+
+/// Stamps each inbound buffer with the current epoch, which STARTTLS raises on the event loop as it
+/// adds the TLS handler: the conversation can then tell plaintext that was waiting in a buffer from
+/// bytes that came through TLS.
+final class TLSEpochStamp: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = StampedBytes
+    /// Touched on the channel's event loop only.
+    var epoch = 0
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(wrapInboundOut(StampedBytes(epoch: epoch, bytes: unwrapInboundIn(data))))
+    }
+}
+
 /// Reads replies and writes commands on one SMTP connection.
 private struct SMTPConversation {
-    var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    var inbound: NIOAsyncChannelInboundStream<StampedBytes>.AsyncIterator
     let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
-    var pending = ""
+    /// Bytes read but not yet part of a whole line.
+    var pending: [UInt8] = []
+    /// Buffers stamped with an older epoch arrived before TLS began.
+    var epoch = 0
+    /// RFC 5321 allows 512 bytes per reply line; servers stay far below this.
+    static let maxLine = 4096
+    static let maxLines = 100
+
+    /// Called after the server's 220 to STARTTLS: anything already buffered was sent in plaintext
+    /// after that reply, so it cannot be trusted as a reply over TLS.
+    mutating func startTLS() throws {
+        guard pending.isEmpty else {
+            throw SMTPClient.Failure(description: "the SMTP server sent \(pending.count) bytes after its reply to STARTTLS, before TLS began: refused (a command injection attempt?)", retryable: false)
+        }
+        epoch += 1
+    }
 
     struct Reply {
         let code: Int
@@ -139,22 +193,38 @@ private struct SMTPConversation {
     mutating func reply() async throws -> Reply {
         var lines: [String] = []
         while true {
-            while let range = pending.range(of: "\r\n") {
-                let line = String(pending[..<range.lowerBound])
-                pending = String(pending[range.upperBound...])
-                guard line.count >= 3, let code = Int(line.prefix(3)) else {
-                    throw SMTPClient.Failure(description: "not an SMTP reply: \(line.prefix(100))", retryable: true)
+            while let end = Self.lineEnd(pending) {
+                let line = String(decoding: pending[..<end], as: UTF8.self)
+                pending.removeFirst(end + 2)
+                guard line.utf8.count >= 3, let code = Int(line.prefix(3)), (200..<600).contains(code) else {
+                    throw SMTPClient.Failure(description: "not an SMTP reply: \(EmailAddress.quoted(line))", retryable: true)
                 }
                 lines.append(String(line.dropFirst(4)))
-                if line.count == 3 || line[line.index(line.startIndex, offsetBy: 3)] == " " {
+                guard lines.count <= Self.maxLines else {
+                    throw SMTPClient.Failure(description: "the SMTP server's reply has more than \(Self.maxLines) lines", retryable: true)
+                }
+                if line.utf8.count == 3 || line[line.index(line.startIndex, offsetBy: 3)] == " " {
                     return Reply(code: code, lines: lines)
                 }
             }
-            guard let buffer = try await inbound.next() else {
+            guard pending.count <= Self.maxLine else {
+                throw SMTPClient.Failure(description: "the SMTP server sent a reply line over \(Self.maxLine) bytes", retryable: true)
+            }
+            guard let stamped = try await inbound.next() else {
                 throw SMTPClient.Failure(description: "the SMTP server closed the connection", retryable: true)
             }
-            pending += String(buffer: buffer)
+            guard stamped.epoch >= epoch else {
+                throw SMTPClient.Failure(description: "the SMTP server sent data after its reply to STARTTLS, before TLS began: refused (a command injection attempt?)", retryable: false)
+            }
+            pending += stamped.bytes.readableBytesView
         }
+    }
+
+    /// The index of the first CRLF in `bytes`.
+    private static func lineEnd(_ bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 2 else { return nil }
+        for index in 0..<(bytes.count - 1) where bytes[index] == 13 && bytes[index + 1] == 10 { return index }
+        return nil
     }
 
     mutating func command(_ line: String, secret: Bool = false) async throws -> Reply {

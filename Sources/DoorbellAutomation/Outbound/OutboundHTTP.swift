@@ -69,7 +69,7 @@ public final class OutboundHTTP: Sendable {
         guard let components = URLComponents(string: original.url), let scheme = components.scheme?.lowercased(), ["http", "https"].contains(scheme),
             let rawHost = components.host, !rawHost.isEmpty
         else {
-            throw OutboundRefusal("not an http(s) URL: '\(original.url)'")
+            throw OutboundRefusal("not an http(s) URL: '\(RedactedURL(original.url))'")
         }
         let host = rawHost.hasPrefix("[") ? String(rawHost.dropFirst().dropLast()) : rawHost
         let literal = AddressPolicy.parseLiteral(host)
@@ -88,7 +88,7 @@ public final class OutboundHTTP: Sendable {
         // Every answer must pass, not just the first: a mixed answer is how rebinding starts.
         for address in addresses {
             if let reason = policy.refusal(for: address) {
-                let refusal = OutboundRefusal("refused \(original.url): \(host) → \(reason); list its range in outbound.allow_private to allow it")
+                let refusal = OutboundRefusal("refused \(RedactedURL(original.url)): \(host) → \(reason); list its range in outbound.allow_private to allow it")
                 if isLiteral { remember(original.url, .refused(refusal)) }
                 throw refusal
             }

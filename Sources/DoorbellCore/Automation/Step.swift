@@ -153,6 +153,10 @@ public struct EmailStep: Sendable, Equatable {
     /// Recipients (templates); one entry may hold several addresses separated by commas.
     public var to: [String]
     public var cc: [String]
+    /// Recipients who get the message without appearing in its headers.
+    public var bcc: [String]
+    /// Where replies go (`Reply-To:`), templates like the recipients.
+    public var replyTo: [String]
     public var subject: String
     public var text: String?
     public var html: String?
@@ -161,9 +165,11 @@ public struct EmailStep: Sendable, Equatable {
     public var attach: [String]
     public var smtp: SMTPSettings?
 
-    public init(to: [String], cc: [String] = [], subject: String, text: String?, html: String? = nil, attach: [String] = [], smtp: SMTPSettings? = nil) {
+    public init(to: [String], cc: [String] = [], bcc: [String] = [], replyTo: [String] = [], subject: String, text: String?, html: String? = nil, attach: [String] = [], smtp: SMTPSettings? = nil) {
         self.to = to
         self.cc = cc
+        self.bcc = bcc
+        self.replyTo = replyTo
         self.subject = subject
         self.text = text
         self.html = html

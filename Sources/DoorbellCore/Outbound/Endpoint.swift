@@ -59,7 +59,7 @@ public struct Endpoint: Sendable, Equatable {
         }
         if let url = URL(string: url), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), let host = url.host, !host.isEmpty {
         } else {
-            problems.append(("url", "not an http(s) URL: '\(url)'"))
+            problems.append(("url", "not an http(s) URL: '\(RedactedURL(url))'"))
         }
         if events.isEmpty { problems.append(("events", "list at least one event type pattern, e.g. \"*\"")) }
         // A CR/LF in a header would fail (or split) every delivery; refused where it is entered.
