@@ -111,34 +111,47 @@ struct StepExecutor: Sendable {
         request.method = HTTPMethod(rawValue: method)
         request.headers = headers
         if let body { request.body = .bytes(body) }
-        let response: HTTPClientResponse
-        let bytes: ByteBuffer
+        let response: OutboundResponse
         do {
-            response = try await http.execute(request, timeout: timeout)
-            bytes = try await response.body.collect(upTo: 1 << 20)
+            // At most 1 MiB of the answer is read into memory; the rest is read and discarded
+            // within the timeout, and the output says it was cut (`truncated`).
+            response = try await http.fetch(request, timeout: timeout, keep: Self.maxReadBody)
         } catch let refusal as OutboundRefusal {
             throw StepFailure(refusal.description, retryable: false)
         } catch {
             throw StepFailure("\(method) \(RedactedURL(url)): \(String(describing: error).redactingURLs)", retryable: true)
         }
-        let status = Int(response.status.code)
-        let text = String(buffer: bytes)
+        let status = response.status
         let ok = expect.isEmpty ? (200..<300).contains(status) : expect.contains(status)
         guard ok else {
             let retryable = [408, 409, 425, 429].contains(status) || status >= 500
-            let excerpt = text.prefix(300)
+            let excerpt = String(decoding: response.body.prefix(1024), as: UTF8.self).prefix(300)
             let reason = (300..<400).contains(status) ? "redirect not followed" : "unexpected status"
             throw StepFailure("\(method) \(RedactedURL(url)) answered \(status) (\(reason)): \(String(excerpt).redactingURLs)", retryable: retryable, retryAfter: Self.retryAfter(response.headers.first(name: "Retry-After")))
         }
+        guard response.keptWhole else {
+            // The kept part itself is incomplete: later steps would read half an answer.
+            let why = response.ending == .deadline ? "timed out after \(timeout) s reading the answer" : "the answer broke off"
+            throw StepFailure("\(method) answered \(status) but \(why)", retryable: true)
+        }
         var output: [String: Any] = ["status": status]
         output["headers"] = Dictionary(response.headers.map { ($0.name.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first })
-        if let json = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) {
+        if !response.truncated, let json = try? JSONSerialization.jsonObject(with: Data(response.body), options: [.fragmentsAllowed]) {
             output["body"] = json
+            output["truncated"] = false
         } else {
-            output["body"] = String(text.prefix(64 * 1024))
+            // Not JSON, or cut: stored as text, at most 64 KiB of it.
+            let stored = response.body.prefix(Self.maxStoredText)
+            output["body"] = String(decoding: stored, as: UTF8.self)
+            output["truncated"] = response.truncated || stored.count < response.body.count
         }
         return output
     }
+
+    /// How much of an `http` or `chat` step's answer is read into memory (a JSON answer up to this
+    /// size is its output's `body`), and how much of a text or cut answer is stored.
+    static let maxReadBody = 1 << 20
+    static let maxStoredText = 64 * 1024
 
     /// `Retry-After` as seconds or an HTTP date.
     static func retryAfter(_ value: String?) -> Double? {

@@ -1,11 +1,13 @@
 import DoorbellCore
 import Foundation
 import GRDB
+import Logging
+import Synchronization
 
 /// Endpoints and attempts on SQLite.
 extension SQLiteEventStore: DeliveryStore {
     public func endpoints() async throws -> [Endpoint] {
-        try await pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM endpoints ORDER BY id").map(Self.endpoint) }
+        reportDamage(try await pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM endpoints ORDER BY id").map(Self.decodeEndpoint) })
     }
 
     public func endpoint(id: String) async throws -> Endpoint? {
@@ -181,16 +183,83 @@ extension SQLiteEventStore: DeliveryStore {
     }
 
     static func endpoint(_ row: Row) -> Endpoint {
+        decodeEndpoint(row).endpoint
+    }
+
+    /// Reads an endpoint row without trusting it: a field that does not decode (bad `events` JSON,
+    /// a secret that is not a signing key, headers that could split a request, …) is never given a
+    /// permissive default — `*`, unsigned, no headers — that would deliver what the row did not
+    /// say. Such an endpoint is read as disabled, with a reason naming every damaged field, and
+    /// nothing is delivered to it until it is repaired (PATCH the field or rotate the secret, then
+    /// enable it). `damage` lists the fields as `field: what is wrong`.
+    static func decodeEndpoint(_ row: Row) -> (endpoint: Endpoint, damage: [String]) {
+        var damage: [String] = []
         let decoder = JSONDecoder()
-        let secrets = (try? decoder.decode([StoredSecret].self, from: Data((row["secrets"] as String).utf8))) ?? []
-        return Endpoint(
-            id: row["id"], url: row["url"],
-            events: (try? decoder.decode([String].self, from: Data((row["events"] as String).utf8))) ?? ["*"],
-            secrets: secrets.map { EndpointSecret(secret: $0.secret, expiresAt: $0.expires_at.map { Date(timeIntervalSince1970: Double($0) / 1000) }) },
-            rateLimit: (row["rate_limit"] as String?).flatMap(RateLimit.init),
-            headers: (try? decoder.decode([String: String].self, from: Data((row["headers"] as String).utf8))) ?? [:],
-            enabled: row["enabled"], disabledReason: row["disabled_reason"], fromConfig: row["from_config"], description: row["description"],
-            retry: (row["retry"] as String?).flatMap { try? decoder.decode(StoredRetry.self, from: Data($0.utf8)) }.map { RetryPolicy(schedule: $0.schedule, jitter: $0.jitter) }
+        func text(_ column: String) -> String? { String.fromDatabaseValue(row[column] as DatabaseValue) }
+        func json<T: Decodable>(_ type: T.Type, _ column: String, _ what: String) -> T? {
+            guard let stored = text(column) else {
+                damage.append("\(column): missing")
+                return nil
+            }
+            guard let value = try? decoder.decode(type, from: Data(stored.utf8)) else {
+                damage.append("\(column): not \(what)")
+                return nil
+            }
+            return value
+        }
+        let id = text("id") ?? ""
+        let events = json([String].self, "events", "a JSON list of strings") ?? []
+        let storedSecrets = json([StoredSecret].self, "secrets", "a JSON list of secrets")
+        if storedSecrets?.isEmpty == true { damage.append("secrets: none stored (deliveries would go unsigned)") }
+        let headers = json([String: String].self, "headers", "a JSON object of strings") ?? [:]
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) where !Self.isHeaderName(name) || value.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) {
+            damage.append("headers: '\(name.prefix(64))' is not a valid header name and value")
+        }
+        var rateLimit: RateLimit?
+        if let stored = text("rate_limit") {
+            rateLimit = RateLimit(stored)
+            if rateLimit == nil { damage.append("rate_limit: not N/s, N/m or N/h") }
+        }
+        var retry: RetryPolicy?
+        if text("retry") != nil {
+            retry = json(StoredRetry.self, "retry", "a JSON retry schedule").map { RetryPolicy(schedule: $0.schedule, jitter: $0.jitter) }
+        }
+        let enabled = Bool.fromDatabaseValue(row["enabled"] as DatabaseValue)
+        if enabled == nil { damage.append("enabled: not 0 or 1") }
+        var endpoint = Endpoint(
+            id: id, url: text("url") ?? "", events: events,
+            secrets: (storedSecrets ?? []).map { EndpointSecret(secret: $0.secret, expiresAt: $0.expires_at.map { Date(timeIntervalSince1970: Double($0) / 1000) }) },
+            rateLimit: rateLimit, headers: headers, enabled: enabled ?? false, disabledReason: text("disabled_reason"),
+            fromConfig: Bool.fromDatabaseValue(row["from_config"] as DatabaseValue) ?? false, description: text("description"), retry: retry
         )
+        // The row's own values checked as the API and the config check them (a secret that is not a
+        // whsec_/whsk_ key, an empty filter, a URL that is not http(s)).
+        damage += endpoint.problems().filter { problem in !damage.contains { $0.hasPrefix(problem.field) } }.map { "\($0.field): \($0.message)" }
+        if !damage.isEmpty {
+            endpoint.enabled = false
+            endpoint.disabledReason = "stored row damaged (\(damage.joined(separator: "; "))): not delivered to until repaired"
+        }
+        return (endpoint, damage)
+    }
+
+    /// An HTTP header name: a token (RFC 9110), so no line break, colon or space can split a request.
+    static func isHeaderName(_ name: String) -> Bool {
+        !name.isEmpty && name.unicodeScalars.allSatisfy { scalar in
+            scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || "!#$%&'*+-.^_`|~".unicodeScalars.contains(scalar))
+        }
+    }
+
+    /// Endpoints read for delivery; a damaged row is logged at error once per process and damage.
+    private static let reportedDamage = Mutex<Set<String>>([])
+
+    func reportDamage(_ decoded: [(endpoint: Endpoint, damage: [String])]) -> [Endpoint] {
+        for (endpoint, damage) in decoded where !damage.isEmpty {
+            let key = "\(endpoint.id)\u{0}\(damage.joined(separator: ";"))"
+            guard Self.reportedDamage.withLock({ $0.insert(key).inserted }) else { continue }
+            logger.error("endpoint row damaged: nothing is delivered to it until it is repaired", metadata: [
+                "endpoint": "\(endpoint.id)", "damage": "\(damage.joined(separator: "; "))",
+            ])
+        }
+        return decoded.map(\.endpoint)
     }
 }

@@ -52,9 +52,7 @@ struct OutboundGuardTests {
         request.method = .POST
         request.body = .bytes(Array("{}".utf8))
         do {
-            let response = try await http.execute(request, timeout: timeout)
-            _ = try await response.body.collect(upTo: 1 << 16)
-            return .success(Int(response.status.code))
+            return .success(try await http.fetch(request, timeout: timeout, keep: 1 << 16).status)
         } catch {
             return .failure(error)
         }
@@ -65,6 +63,7 @@ struct OutboundGuardTests {
         try await Receiver.with { (receiver: Receiver) async throws in
             let port = URL(string: receiver.baseURL)!.port!
             let lookups = Mutex(0)
+            let clock = ManualClock()
             let http = OutboundHTTP(policy: AddressPolicy(), resolver: { host in
                 switch host {
                 case "rebind.test":
@@ -76,7 +75,7 @@ struct OutboundGuardTests {
                 default:
                     return try await OutboundHTTP.systemResolver(host)
                 }
-            })
+            }, now: clock.now)
             defer { Task { try? await http.shutdown() } }
             for host in ["127.0.0.1", "2130706433", "0x7f.1", "0177.0.0.1", "127.1", "[::ffff:127.0.0.1]", "localhost", "mixed.test"] {
                 let result = await Self.send(http, "http://\(host):\(port)/guarded")
@@ -89,6 +88,8 @@ struct OutboundGuardTests {
             // Rebinding: the first answer is checked and is the only address ever connected to.
             let first = await Self.send(http, "http://rebind.test:\(port)/guarded", timeout: 1)
             if case .failure(let error) = first { #expect(!(error is OutboundRefusal)) } else { Issue.record("the public address is not reachable here") }
+            // Answers are reused for 30 s; after that the new answer is checked like the first.
+            clock.advance(by: 31)
             let second = await Self.send(http, "http://rebind.test:\(port)/guarded")
             if case .failure(let error) = second { #expect(error is OutboundRefusal) } else { Issue.record("expected a refusal") }
             #expect(receiver.requests("/guarded").isEmpty)

@@ -49,31 +49,46 @@ final class Deliverer: Sendable {
             return try await bury("endpoint '\(endpointID)' no longer exists")
         }
         guard endpoint.enabled else {
-            try await store.pauseRun(runID: record.id, owner: owner, reason: "endpoint disabled: \(endpoint.disabledReason ?? "by a person")")
+            try await store.pauseRun(runID: record.id, owner: owner, reason: "endpoint '\(endpointID)' disabled: \(endpoint.disabledReason ?? "by a person")")
             return
         }
         let start = now()
         if case .wait(let until) = breakers.withLock({ breakers in
-            var breaker = breakers[endpointID] ?? CircuitBreaker(threshold: settings.circuitFailures, cooldown: settings.circuitCooldown)
+            var breaker = breakers[endpointID] ?? CircuitBreaker(threshold: settings.circuitFailures, cooldown: settings.circuitCooldown, probeLimit: settings.timeout + 60)
             defer { breakers[endpointID] = breaker }
             return breaker.permit(now: start)
         }) {
             try await store.deferRun(runID: record.id, owner: owner, until: until)
             return
         }
+        // Allowed: this delivery may be a half-open circuit's probe. Every way out of here reports a
+        // verdict — storage throwing before the send included — so no probe leaves the circuit waiting.
+        var reported = false
+        func report(_ verdict: CircuitBreaker.Verdict) {
+            reported = true
+            breakers.withLock { $0[endpointID]?.record(verdict, now: now()) }
+        }
+        defer { if !reported { report(.storageError) } }
         if limiter.needsSeed(endpointID), let limit = endpoint.rateLimit {
             limiter.seed(endpointID, times: try await store.attemptTimes(endpoint: endpointID, since: start.addingTimeInterval(-limit.window)))
         }
         if let until = limiter.acquire(endpointID, limit: endpoint.rateLimit, now: start) {
             // Not an attempt: nothing was sent. A half-open circuit's probe slot is given back.
-            breakers.withLock { $0[endpointID]?.cancelProbe(now: start) }
+            report(.handedBack)
             try await store.deferRun(runID: record.id, owner: owner, until: until)
             return
         }
         guard let stored = try await store.event(id: record.eventID) else {
+            report(.buried)
             return try await bury("event \(record.eventID) not found")
         }
         let result = await send(stored.event, to: endpoint, at: start)
+        // Recorded before storing the attempt: the answer is what the circuit goes by.
+        switch result.verdict {
+        case .delivered: report(.success)
+        case .gone: report(.gone)
+        case .failed: report(.failure)
+        }
         let latency = Int(now().timeIntervalSince(start) * 1000)
         var attempt = AttemptRecord(runID: record.id, endpoint: endpointID, startedAt: start, status: result.status, latencyMillis: latency, response: result.excerpt, error: result.error)
         let failures = record.attempt + 1
@@ -81,11 +96,9 @@ final class Deliverer: Sendable {
         switch result.verdict {
         case .delivered:
             outcome = .delivered
-            breakers.withLock { $0[endpointID]?.recordSuccess() }
         case .gone:
             outcome = .paused
         case .failed(let retryable, let retryAfter, let slowDown):
-            breakers.withLock { $0[endpointID]?.recordFailure(now: start) }
             if slowDown || retryAfter != nil {
                 limiter.slowDown(endpointID, until: start.addingTimeInterval(retryAfter ?? 1))
             }
@@ -154,10 +167,11 @@ final class Deliverer: Sendable {
         request.headers.replaceOrAdd(name: "webhook-signature", value: StandardScheme.signatureHeader(id: event.id, timestamp: timestamp, body: body, secrets: endpoint.signingSecrets(now: start)))
         request.body = .bytes(body)
         do {
-            let response = try await http.execute(request, timeout: settings.timeout)
-            let bytes = try await response.body.collect(upTo: 64 * 1024)
-            let status = Int(response.status.code)
-            let excerpt = String(String(buffer: bytes).prefix(1024))
+            // The status decides; of the body only the first KiB is kept (the attempt's excerpt), the
+            // rest is read and discarded within the timeout, so a 2xx of any size is a delivery.
+            let response = try await http.fetch(request, timeout: settings.timeout, keep: 1024)
+            let status = response.status
+            let excerpt = String(decoding: response.body, as: UTF8.self)
             switch status {
             case 200..<300: return SendResult(verdict: .delivered, status: status, excerpt: excerpt)
             case 410: return SendResult(verdict: .gone, status: status, excerpt: excerpt, error: "answered 410 Gone: endpoint disabled")

@@ -26,8 +26,12 @@ public final class OutboundHTTP: Sendable {
     private let resolver: Resolver
     private let shared: HTTPClient
     private let configuration: HTTPClient.Configuration
-    /// One pinned client per https host, replaced when the host's checked address changes.
-    private let pinned = Mutex<[String: (address: String, client: HTTPClient)]>([:])
+    /// One pinned client per https host, at most `PinnedClientPool.capacity`, re-pinned only when
+    /// the host's answer no longer holds its address.
+    private let pinned: Mutex<PinnedClientPool<HTTPClient>>
+    /// DNS answers of the last half minute (bounded), so a burst to one host resolves it once.
+    private let resolutions: Mutex<ResolutionCache>
+    private let now: @Sendable () -> Date
     /// Verdicts for URLs whose host is an IP literal: nothing to resolve, so the verdict never
     /// changes, and parsing the URL was a visible part of every delivery. Bounded.
     private let literalRoutes = Mutex<[String: LiteralRoute]>([:])
@@ -37,7 +41,19 @@ public final class OutboundHTTP: Sendable {
         case rewritten(url: String, hostHeader: String?)
     }
 
-    public init(policy: AddressPolicy, concurrency: Int = 16, resolver: Resolver? = nil) {
+    /// A response body is kept up to the caller's `keep`; beyond it at most this much more is read
+    /// (and thrown away) before the connection is dropped.
+    static let discardLimit = 64 << 20
+
+    /// `pinnedClients`: most https hosts with a client of their own; `resolutionTTL`: seconds a DNS
+    /// answer is reused (0: never); `now`: the clock for that, injected in tests.
+    public init(
+        policy: AddressPolicy, concurrency: Int = 16, resolver: Resolver? = nil, pinnedClients: Int = 32, resolutionTTL: Double = 30,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.pinned = Mutex(PinnedClientPool(capacity: pinnedClients))
+        self.resolutions = Mutex(ResolutionCache(ttl: resolutionTTL, capacity: 1024))
+        self.now = now
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(8, concurrency)
@@ -48,10 +64,27 @@ public final class OutboundHTTP: Sendable {
         self.shared = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
-    /// Sends `request` after the guard has approved where it goes.
-    public func execute(_ request: HTTPClientRequest, timeout: Double) async throws -> HTTPClientResponse {
-        let (client, request) = try await route(request)
-        return try await client.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
+    /// Sends `request` after the guard has approved where it goes, and reads the answer within
+    /// `timeout` (head and body together): the body's first `keep` bytes are kept, the rest is
+    /// read and discarded. Throws only when no answer head came; how the body ended is in the result.
+    public func fetch(_ request: HTTPClientRequest, timeout: Double, keep: Int) async throws -> OutboundResponse {
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(timeout * 1000)))
+        let (client, routed) = try await route(request)
+        defer { checkIn(client) }
+        let response = try await client.execute(routed, timeout: .milliseconds(Int64(timeout * 1000)))
+        let body = await OutboundResponse.read(response.body, keep: keep, discardLimit: Self.discardLimit, until: deadline)
+        return OutboundResponse(status: Int(response.status.code), headers: response.headers, body: body.kept, received: body.received, ending: body.ending)
+    }
+
+    /// A request on a pinned client ended; a client that left the pool meanwhile is closed now.
+    private func checkIn(_ client: HTTPClient) {
+        guard client !== shared, let idle = pinned.withLock({ $0.checkIn(client) }) else { return }
+        Self.close([idle])
+    }
+
+    private static func close(_ clients: [HTTPClient]) {
+        guard !clients.isEmpty else { return }
+        Task { for client in clients { try? await client.shutdown() } }
     }
 
     /// Which client and (possibly rewritten) request reach the checked address.
@@ -78,12 +111,17 @@ public final class OutboundHTTP: Sendable {
         if let literal {
             addresses = [literal]
         } else {
-            do {
-                addresses = try await resolver(host)
-            } catch {
-                throw OutboundResolutionError(host: host, reason: "\(error)")
+            if let cached = resolutions.withLock({ $0.lookup(host, now: now()) }) {
+                addresses = cached
+            } else {
+                do {
+                    addresses = try await resolver(host)
+                } catch {
+                    throw OutboundResolutionError(host: host, reason: "\(error)")
+                }
+                guard !addresses.isEmpty else { throw OutboundResolutionError(host: host, reason: "no A or AAAA record") }
+                resolutions.withLock { $0.store(host, addresses, now: now()) }
             }
-            guard !addresses.isEmpty else { throw OutboundResolutionError(host: host, reason: "no A or AAAA record") }
         }
         // Every answer must pass, not just the first: a mixed answer is how rebinding starts.
         for address in addresses {
@@ -106,7 +144,7 @@ public final class OutboundHTTP: Sendable {
             if isLiteral { remember(original.url, .rewritten(url: request.url, hostHeader: hostHeader)) }
             return (shared, request)
         }
-        return (pinnedClient(host: host, address: address), original)
+        return (pinnedClient(host: host, addresses: addresses.map(AddressPolicy.format)), original)
     }
 
     private func remember(_ url: String, _ route: LiteralRoute) {
@@ -116,31 +154,21 @@ public final class OutboundHTTP: Sendable {
         }
     }
 
-    private func pinnedClient(host: String, address: String) -> HTTPClient {
-        let (client, retired): (HTTPClient, HTTPClient?) = pinned.withLock { clients in
-            if let entry = clients[host], entry.address == address { return (entry.client, nil) }
-            var configuration = self.configuration
-            configuration.dnsOverride = [host: address]
-            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-            let old = clients[host]?.client
-            clients[host] = (address, client)
-            return (client, old)
-        }
-        if let retired {
-            // Requests on the old pin may still be running; let them finish before closing it.
-            Task {
-                try? await Task.sleep(for: .seconds(330))
-                try? await retired.shutdown()
+    /// The host's pinned client, checked out: `fetch` checks it back in when its request ends.
+    private func pinnedClient(host: String, addresses: [String]) -> HTTPClient {
+        let (client, _, retired) = pinned.withLock { pool in
+            pool.checkOut(host: host, addresses: addresses) { address in
+                var configuration = self.configuration
+                configuration.dnsOverride = [host: address]
+                return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             }
         }
+        Self.close(retired)
         return client
     }
 
     public func shutdown() async throws {
-        let clients = pinned.withLock { clients in
-            defer { clients.removeAll() }
-            return clients.values.map(\.client)
-        }
+        let clients = pinned.withLock { $0.removeAll() }
         for client in clients { try? await client.shutdown() }
         try await shared.shutdown()
     }

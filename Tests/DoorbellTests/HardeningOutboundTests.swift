@@ -1,0 +1,409 @@
+import AsyncHTTPClient
+@testable import DoorbellAutomation
+import DoorbellCore
+import DoorbellStorage
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+/// Issue 10, outbound edges: large answers, the circuit breaker's every verdict, the bounded client
+/// pool and DNS cache, damaged endpoint rows.
+@Suite("Hardening: outbound", .serialized)
+struct HardeningOutboundTests {
+    // MARK: the circuit breaker, state × verdict
+
+    static let t0 = Date(timeIntervalSince1970: 1_000_000)
+
+    /// Every state the breaker can be in (threshold 3, cooldown 10 s, at most 40 s, probe limit 60 s).
+    static let states: [(name: String, state: CircuitBreaker.State)] = [
+        ("closed, no failures", .closed(failures: 0)),
+        ("closed, one short of the threshold", .closed(failures: 2)),
+        ("open, cooling down", .open(until: t0.addingTimeInterval(5), cooldown: 10)),
+        ("open, cooldown over", .open(until: t0.addingTimeInterval(-1), cooldown: 10)),
+        ("half-open, probe in flight", .halfOpen(cooldown: 10, since: t0)),
+        ("half-open at the longest cooldown", .halfOpen(cooldown: 40, since: t0)),
+    ]
+
+    /// The expected state after each verdict, per state (same order as `states`), at `t0`.
+    static func expected(_ state: CircuitBreaker.State, _ verdict: CircuitBreaker.Verdict) -> CircuitBreaker.State {
+        switch (state, verdict) {
+        case (_, .success), (_, .gone): return .closed(failures: 0)
+        case (.closed(let failures), .failure): return failures + 1 >= 3 ? .open(until: t0.addingTimeInterval(10), cooldown: 10) : .closed(failures: failures + 1)
+        case (.halfOpen(let cooldown, _), .failure):
+            let next = min(40, cooldown * 2)
+            return .open(until: t0.addingTimeInterval(next), cooldown: next)
+        case (.halfOpen(let cooldown, _), _): return .open(until: t0, cooldown: cooldown)
+        default: return state
+        }
+    }
+
+    @Test("circuit breaker: every state × every verdict is defined, and no verdict leaves a probe stuck half-open")
+    func breakerTable() {
+        // The whole table, written out: 6 states × 6 verdicts.
+        for (name, state) in Self.states {
+            for verdict in CircuitBreaker.Verdict.allCases {
+                var breaker = CircuitBreaker(threshold: 3, cooldown: 10, maxCooldown: 40, probeLimit: 60, state: state)
+                breaker.record(verdict, now: Self.t0)
+                #expect(breaker.state == Self.expected(state, verdict), "\(name) × \(verdict)")
+                // A verdict on a probe never leaves it half-open: closed, open with a cooldown, or
+                // open and ready to probe at once.
+                if case .halfOpen = state {
+                    if case .halfOpen = breaker.state { Issue.record("\(name) × \(verdict): still half-open") }
+                }
+                // Whatever happened, a delivery is allowed again within the longest cooldown.
+                var later = breaker
+                #expect(later.permit(now: Self.t0.addingTimeInterval(40)) == .allow, "\(name) × \(verdict): no delivery allowed after the cooldown")
+            }
+        }
+        // The concrete cases the issue names: a probe ending in 410, a burial, a storage error.
+        for verdict: CircuitBreaker.Verdict in [.gone, .buried, .storageError, .handedBack] {
+            var breaker = CircuitBreaker(threshold: 1, cooldown: 10, maxCooldown: 40)
+            _ = breaker.permit(now: Self.t0)
+            breaker.record(.failure, now: Self.t0)
+            #expect(breaker.permit(now: Self.t0.addingTimeInterval(10)) == .allow)  // the probe
+            #expect(breaker.permit(now: Self.t0.addingTimeInterval(10)) != .allow)  // the others wait
+            breaker.record(verdict, now: Self.t0.addingTimeInterval(11))
+            #expect(breaker.permit(now: Self.t0.addingTimeInterval(11)) == .allow, "after a probe's \(verdict) the next delivery goes")
+        }
+        // A probe that never reports (its task vanished) is given up after the probe limit.
+        var lost = CircuitBreaker(threshold: 1, cooldown: 10, probeLimit: 60, state: .open(until: Self.t0, cooldown: 10))
+        #expect(lost.permit(now: Self.t0) == .allow)
+        #expect(lost.permit(now: Self.t0.addingTimeInterval(59)) == .wait(until: Self.t0.addingTimeInterval(60)))
+        #expect(lost.permit(now: Self.t0.addingTimeInterval(60)) == .allow)
+    }
+
+    // MARK: the pinned client pool and the DNS cache
+
+    final class FakeClient {
+        let address: String
+        init(_ address: String) { self.address = address }
+    }
+
+    @Test("client pool: at most its capacity, least recently used out; a busy client is closed only after its last request")
+    func poolEvictsLeastRecentlyUsed() {
+        var pool = PinnedClientPool<FakeClient>(capacity: 3)
+        var made = 0
+        func checkOut(_ host: String, _ addresses: [String] = ["1.1.1.1"]) -> (client: FakeClient, retired: [FakeClient]) {
+            let result = pool.checkOut(host: host, addresses: addresses) { made += 1; return FakeClient($0) }
+            return (result.client, result.retired)
+        }
+        let a = checkOut("a.test").client
+        let b = checkOut("b.test").client
+        let c = checkOut("c.test").client
+        for client in [a, b, c] { #expect(pool.checkIn(client) == nil) }
+        #expect(pool.checkIn(checkOut("a.test").client) == nil)  // a is used again: b is now the oldest
+        let d = checkOut("d.test")
+        #expect(d.retired.count == 1 && d.retired.first === b)
+        #expect(pool.hosts == ["c.test", "a.test", "d.test"])
+        // 50 more hosts: never more than 3 clients.
+        for n in 0..<50 {
+            let next = checkOut("host\(n).test")
+            _ = pool.checkIn(next.client)
+            #expect(pool.hosts.count <= 3)
+        }
+        // A client evicted mid-request is handed back for closing when that request ends, not before.
+        var pool2 = PinnedClientPool<FakeClient>(capacity: 1)
+        let busy = pool2.checkOut(host: "busy.test", addresses: ["1.1.1.1"]) { FakeClient($0) }.client
+        let other = pool2.checkOut(host: "other.test", addresses: ["1.1.1.1"]) { FakeClient($0) }
+        #expect(other.retired.isEmpty)
+        #expect(pool2.retiringCount == 1)
+        #expect(pool2.checkIn(busy) === busy)
+        #expect(pool2.retiringCount == 0)
+    }
+
+    @Test("client pool: a pin is kept while its address is still in the DNS answer, replaced when it is not")
+    func poolKeepsPinWhileAnswered() {
+        var pool = PinnedClientPool<FakeClient>(capacity: 4)
+        let first = pool.checkOut(host: "shop.test", addresses: ["93.184.215.14", "93.184.215.15"]) { FakeClient($0) }
+        #expect(first.address == "93.184.215.14")
+        _ = pool.checkIn(first.client)
+        // Round-robin DNS: another order, same set — the same client, the same address.
+        let rotated = pool.checkOut(host: "shop.test", addresses: ["93.184.215.15", "93.184.215.14"]) { FakeClient($0) }
+        #expect(rotated.client === first.client && rotated.address == "93.184.215.14")
+        _ = pool.checkIn(rotated.client)
+        // The address left the answer: a new pin, and the old client (idle) is closed.
+        let moved = pool.checkOut(host: "shop.test", addresses: ["93.184.215.16"]) { FakeClient($0) }
+        #expect(moved.client !== first.client && moved.address == "93.184.215.16")
+        #expect(moved.retired.count == 1 && moved.retired.first === first.client)
+    }
+
+    @Test("resolution cache: answers are reused for 30 s (injected clock), then looked up again; the cache is bounded")
+    func resolutionCacheExpires() async throws {
+        let lookups = Mutex(0)
+        let answers: [[String]] = [["93.184.215.14", "93.184.215.15"], ["93.184.215.15", "93.184.215.14"], ["93.184.215.16"]]
+        let clock = ManualClock()
+        let http = OutboundHTTP(policy: AddressPolicy(), resolver: { host in
+            let n = lookups.withLock { count in
+                defer { count += 1 }
+                return count
+            }
+            return answers[min(n, answers.count - 1)].map { AddressPolicy.parseLiteral($0)! }
+        }, now: clock.now)
+        defer { Task { try? await http.shutdown() } }
+        let request = HTTPClientRequest(url: "https://shop.test/orders")
+        let (first, _) = try await http.route(request)
+        let (again, _) = try await http.route(request)
+        #expect(lookups.withLock { $0 } == 1)
+        #expect(again === first)
+        clock.advance(by: 29)
+        _ = try await http.route(request)
+        #expect(lookups.withLock { $0 } == 1)
+        clock.advance(by: 2)
+        // Expired: asked again; the pinned address is still in the (reordered) answer, so the client stays.
+        let (kept, _) = try await http.route(request)
+        #expect(lookups.withLock { $0 } == 2)
+        #expect(kept === first)
+        clock.advance(by: 31)
+        let (moved, _) = try await http.route(request)
+        #expect(lookups.withLock { $0 } == 3)
+        #expect(moved !== first)
+
+        var cache = ResolutionCache(ttl: 30, capacity: 4)
+        for n in 0..<10 { cache.store("h\(n).test", [[1]], now: Self.t0.addingTimeInterval(Double(n))) }
+        #expect(cache.count == 4)
+        #expect(cache.lookup("h9.test", now: Self.t0.addingTimeInterval(10)) != nil)
+        #expect(cache.lookup("h0.test", now: Self.t0.addingTimeInterval(10)) == nil)
+        #expect(cache.lookup("h9.test", now: Self.t0.addingTimeInterval(39)) == nil)
+    }
+}
+
+// MARK: large answers from real receivers
+
+/// A receiver on loopback whose answers are large: `POST /big/<bytes>` answers 200 with that many
+/// bytes, `/json/<bytes>` with a JSON object about that large, `/stall` with a 200 whose body
+/// trickles and never ends. Counts requests per path.
+final class LargeAnswerReceiver: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+    private let port = Mutex(0)
+
+    var baseURL: String { "http://127.0.0.1:\(port.withLock { $0 })" }
+
+    func count(_ path: String) -> Int { counts.withLock { $0[path] ?? 0 } }
+
+    static func with<T>(_ body: (LargeAnswerReceiver) async throws -> T) async throws -> T {
+        let receiver = LargeAnswerReceiver()
+        let router = Router()
+        router.on("/**", method: .post) { request, _ -> Response in
+            _ = try await request.body.collect(upTo: 1 << 20)
+            let path = request.uri.path
+            receiver.counts.withLock { $0[path, default: 0] += 1 }
+            let parts = path.split(separator: "/")
+            switch parts.first {
+            case "big":
+                let size = Int(parts.last ?? "") ?? 0
+                return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "x"), count: size)))
+            case "json":
+                let size = Int(parts.last ?? "") ?? 0
+                let json = #"{"ok":true,"pad":""# + String(repeating: "y", count: max(0, size - 20)) + #""}"#
+                var response = Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: json)))
+                response.headers[.contentType] = "application/json"
+                return response
+            default:
+                // A 200 whose body never ends: 16 bytes every 100 ms, for up to 30 s.
+                return Response(status: .ok, body: ResponseBody { writer in
+                    for _ in 0..<300 {
+                        try await writer.write(ByteBuffer(string: "0123456789abcdef"))
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                    try await writer.finish(nil)
+                })
+            }
+        }
+        var logger = Logger(label: "large-answers")
+        logger.logLevel = .critical
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
+        let group = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var iterator = ports.makeAsyncIterator()
+            let port = await iterator.next() ?? 0
+            receiver.port.withLock { $0 = port }
+            let result: T
+            do {
+                result = try await body(receiver)
+            } catch {
+                await group.triggerGracefulShutdown()
+                tasks.cancelAll()
+                throw error
+            }
+            // Graceful, but not held up by a stalled answer still trickling.
+            await group.triggerGracefulShutdown()
+            tasks.cancelAll()
+            return result
+        }
+    }
+}
+
+extension HardeningOutboundTests {
+    @Test("a 2xx with a 1 MiB body is delivered after exactly one attempt; a 2xx whose body never ends too, at the timeout")
+    func largeAnswerIsDelivered() async throws {
+        try await Receiver.with { (counter: Receiver) async throws in
+            try await LargeAnswerReceiver.with { receiver in
+                let config = DeliveryTests.config(endpoints: """
+                      - { id: big, url: "\(receiver.baseURL)/big/1048576", events: ["big"] }
+                      - { id: stall, url: "\(receiver.baseURL)/stall", events: ["stall"] }
+                      - { id: counter, url: "\(counter.baseURL)/after", events: ["big"] }
+                    """, timeout: "1s")
+                try await TestServer.with(config: config) { (server: TestServer) async throws in
+                    _ = try await DeliveryTests.publish(server, "big", ["n": 1])
+                    _ = try await DeliveryTests.publish(server, "stall", ["n": 2])
+                    #expect(try await eventually { try await DeliveryTests.deliveries(server, endpoint: "big").first?.status == .succeeded })
+                    let delivery = try #require(try await DeliveryTests.deliveries(server, endpoint: "big").first)
+                    let attempts = try await server.store.attempts(runID: delivery.id)
+                    #expect(attempts.count == 1)
+                    #expect(attempts.first?.status == 200 && attempts.first?.error == nil)
+                    #expect((attempts.first?.response?.utf8.count ?? 0) == 1024)
+                    #expect(receiver.count("/big/1048576") == 1)
+
+                    #expect(try await eventually(5) { try await DeliveryTests.deliveries(server, endpoint: "stall").first?.status == .succeeded })
+                    let stalled = try #require(try await DeliveryTests.deliveries(server, endpoint: "stall").first)
+                    #expect(try await server.store.attempts(runID: stalled.id).count == 1)
+                    #expect(receiver.count("/stall") == 1)
+                    // The circuit stayed closed: the next delivery to the healthy receiver went at once.
+                    #expect(try await eventually { counter.requests("/after").count == 1 })
+                }
+            }
+        }
+    }
+
+    @Test("an http step keeps a bounded output with truncated: true for a ~2 MiB answer, and a JSON answer whole")
+    func httpStepTruncates() async throws {
+        try await LargeAnswerReceiver.with { receiver in
+            let config = """
+                server: { listen: "127.0.0.1:0" }
+                storage: "sqlite:doorbell.db"
+                api: { tokens: ["\(apiToken)"] }
+                outbound: { allow_private: ["127.0.0.0/8"], timeout: 5s }
+                retry: { schedule: [0s], jitter: 0 }
+                sources:
+                  - { id: open, provider: none }
+                automations:
+                  - id: fetch
+                    on: ["open:*"]
+                    steps:
+                      - { id: large, http: { method: POST, url: "\(receiver.baseURL)/big/2097152" } }
+                      - { id: report, http: { method: POST, url: "\(receiver.baseURL)/json/2000" } }
+                """
+            try await TestServer.with(config: config) { (server: TestServer) async throws in
+                let reply = try await post(server.baseURL + "/hooks/open", body: Array(#"{"type":"x"}"#.utf8), headers: [("Content-Type", "application/json")])
+                #expect(reply.status == 200)
+                #expect(try await eventually {
+                    let runs = try await server.store.runs(matching: RunQuery(deliveries: false, limit: 10))
+                    return runs.count == 1 && [.succeeded, .dead].contains(runs[0].status)
+                })
+                let run = try #require(try await server.store.runs(matching: RunQuery(deliveries: false, limit: 10)).first)
+                #expect(run.status == .succeeded, "\(run.lastError ?? "")")
+                let outputs = try await server.store.stepOutputs(runID: run.id)
+                let large = try #require(try JSONSerialization.jsonObject(with: Data((outputs["large"] ?? "").utf8)) as? [String: Any])
+                #expect(large["status"] as? Int == 200)
+                #expect(large["truncated"] as? Bool == true)
+                #expect((large["body"] as? String)?.utf8.count == 64 * 1024)
+                let report = try #require(try JSONSerialization.jsonObject(with: Data((outputs["report"] ?? "").utf8)) as? [String: Any])
+                #expect(report["truncated"] as? Bool == false)
+                #expect((report["body"] as? [String: Any])?["ok"] as? Bool == true)
+                #expect(receiver.count("/big/2097152") == 1)
+            }
+        }
+    }
+}
+
+// MARK: damaged endpoint rows
+
+extension HardeningOutboundTests {
+    /// Runs one SQL statement on the server's database file with the sqlite3 command.
+    static func sqlite(_ database: URL, _ sql: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        process.arguments = ["-cmd", ".timeout 5000", database.path, sql]
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        process.waitUntilExit()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        guard process.terminationStatus == 0 else { throw TestFailure("sqlite3: \(message)") }
+    }
+
+    @Test("damaged endpoint rows (events, secret, headers) are not delivered to, say why, stay closed when enabled, and deliver once repaired")
+    func damagedRowsFailClosed() async throws {
+        let secret = newSecret()
+        try await WebhookReceiver.with(keys: [secret]) { receiver in
+            try await TestServer.with(config: DeliveryTests.config(endpoints: "  []")) { (server: TestServer) async throws in
+                for id in ["healthy", "bad-events", "bad-secret", "bad-headers"] {
+                    let created = try await api(.POST, server.baseURL + "/api/v1/endpoints", [
+                        "id": id, "url": receiver.baseURL + "/" + id, "events": ["order.*"], "secret": secret, "headers": ["X-Tenant": "bakery"],
+                    ])
+                    #expect(created.status == 201, "\(created.body)")
+                }
+                let database = server.directory.appendingPathComponent("doorbell.db")
+                try Self.sqlite(database, """
+                    UPDATE endpoints SET events = 'order.*' WHERE id = 'bad-events';
+                    UPDATE endpoints SET secrets = '[{"secret":"whsec_not base64!"}]' WHERE id = 'bad-secret';
+                    UPDATE endpoints SET headers = '{"X-Tenant":"bakery\\r\\nX-Smuggled: 1"}' WHERE id = 'bad-headers';
+                    """)
+                // Any endpoint change makes the server read the endpoints again.
+                #expect(try await api(.POST, server.baseURL + "/api/v1/endpoints", ["id": "other", "url": receiver.baseURL + "/other", "events": ["none"]]).status == 201)
+                _ = try await DeliveryTests.publish(server, "order.created", ["n": 1])
+                #expect(try await eventually { try await receiver.log("/healthy").count == 1 })
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(try await receiver.log().map(\.path) == ["/healthy"])
+                #expect(try await receiver.log("/healthy")[0].verified[secret] == true)
+
+                // The reason names the field, in the API (and so in `doorbell endpoints list`).
+                for (id, field) in [("bad-events", "events"), ("bad-secret", "secret"), ("bad-headers", "headers")] {
+                    let shown = try await api(.GET, server.baseURL + "/api/v1/endpoints/\(id)")
+                    #expect(shown.json["enabled"] as? Bool == false, "\(id)")
+                    let reason = shown.json["disabled_reason"] as? String ?? ""
+                    #expect(reason.contains("stored row damaged") && reason.contains(field), "\(id): \(reason)")
+                    #expect(!reason.contains(secret) && !reason.contains("not base64!"), "a secret in the reason: \(reason)")
+                }
+                // The matching delivery for the bad secret waits, parked, instead of going out unsigned.
+                let parked = try await DeliveryTests.deliveries(server, endpoint: "bad-secret")
+                #expect(parked.count == 1 && parked.allSatisfy { $0.status == .paused })
+                #expect(try await DeliveryTests.deliveries(server, endpoint: "bad-events").isEmpty)
+
+                // Enabling does not open a damaged endpoint.
+                let enabled = try await api(.POST, server.baseURL + "/api/v1/endpoints/bad-secret/enable")
+                #expect(enabled.json["enabled"] as? Bool == false)
+                // Its delivery, woken by the enable, is parked again with the reason, naming the endpoint.
+                #expect(try await eventually {
+                    let runs = try await DeliveryTests.deliveries(server, endpoint: "bad-secret")
+                    return runs.first?.status == .paused && runs.first?.lastError?.contains("stored row damaged") == true
+                })
+                let reason = try await DeliveryTests.deliveries(server, endpoint: "bad-secret").first?.lastError ?? ""
+                #expect(reason.contains("'bad-secret'") && reason.contains("secret"), "\(reason)")
+                #expect(try await receiver.log("/bad-secret").isEmpty)
+                // Repaired (a new secret), then enabled: the parked delivery goes out, signed.
+                #expect(try await api(.POST, server.baseURL + "/api/v1/endpoints/bad-secret/rotate-secret", ["secret": secret, "overlap": "0s"]).status == 200)
+                #expect(try await api(.POST, server.baseURL + "/api/v1/endpoints/bad-secret/enable").json["enabled"] as? Bool == true)
+                #expect(try await eventually { try await receiver.log("/bad-secret").count == 1 })
+                #expect(try await receiver.log("/bad-secret")[0].verified[secret] == true)
+            }
+        }
+    }
+}
+
+extension HardeningOutboundTests {
+    @Test("a circuit whose probe ends in 410 does not stay half-open: once the endpoint is enabled again, deliveries go at once")
+    func probeEndingInGone() async throws {
+        try await WebhookReceiver.with(keys: []) { receiver in
+            let config = DeliveryTests.config(
+                endpoints: "  - { id: shaky, url: \"\(receiver.baseURL)/status/500,500,410,200\", events: [x] }",
+                schedule: "[0s, 50ms, 50ms, 50ms, 50ms, 50ms]", outbound: ", circuit_breaker: { failures: 2, cooldown: 1s }"
+            )
+            try await TestServer.with(config: config) { (server: TestServer) async throws in
+                _ = try await DeliveryTests.publish(server, "x", ["n": 1])
+                // 500, 500: the circuit opens; after 1 s the probe gets 410: the endpoint is disabled.
+                #expect(try await eventually { try await server.store.endpoint(id: "shaky")?.enabled == false })
+                #expect(try await DeliveryTests.deliveries(server, endpoint: "shaky").first?.status == .paused)
+                #expect(try await api(.POST, server.baseURL + "/api/v1/endpoints/shaky/enable").status == 200)
+                #expect(try await eventually(3) { try await DeliveryTests.deliveries(server, endpoint: "shaky").first?.status == .succeeded })
+                #expect(try await receiver.log().map(\.status) == [500, 500, 410, 200])
+            }
+        }
+    }
+}
