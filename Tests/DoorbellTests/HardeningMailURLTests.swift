@@ -105,13 +105,17 @@ struct HardeningMailURLTests {
             messageID: "run_x-mail@doorbell"
         )
         _ = try await SMTPClient(settings: settings).send(message)
+        var many = message
+        many.to = (1...60).map { "customer.number.\($0)@mail.example.com" }
+        many.messageID = "run_z-mail@doorbell"
+        _ = try await SMTPClient(settings: settings).send(many)
         var injected = message
         injected.subject = "Hi\r\nBcc: evil@evil.example\r\nX-Injected: yes"
         injected.messageID = "run_y-mail@doorbell"
         _ = try await SMTPClient(settings: settings).send(injected)
 
         let messages = try smtp.messages()
-        #expect(messages.count == 2)
+        #expect(messages.count == 3)
         #expect(messages.first?["subject"] as? String == subject)
         #expect((messages.first?["attachments"] as? [String: Any])?["facture-été.txt"] as? String == "hello", "a non-ASCII file name is encoded (RFC 2231) and decodes")
         #expect(messages.first?["rcpt"] as? [String] == ["jenny@example.com", "archive@example.com"], "bcc is an envelope recipient")
@@ -123,9 +127,14 @@ struct HardeningMailURLTests {
         #expect(!raw.lowercased().contains("archive@example.com"), "bcc never appears in the message")
         #expect(raw.contains("Reply-To: help@example.com"))
 
+        let crowded = try String(contentsOf: smtp.folder.appendingPathComponent("2.eml"), encoding: .utf8)
+        #expect(crowded.components(separatedBy: "\r\n").allSatisfy { $0.utf8.count <= 998 }, "60 recipients fold onto several lines")
+        #expect((messages[1]["rcpt"] as? [String])?.count == 61)
+        #expect((messages[1]["to"] as? String)?.contains("customer.number.60@mail.example.com") == true)
+
         #expect(messages.last?["subject"] as? String == "Hi  Bcc: evil@evil.example  X-Injected: yes", "CR/LF became spaces")
         #expect(messages.last?["rcpt"] as? [String] == ["jenny@example.com", "archive@example.com"])
-        let second = try String(contentsOf: smtp.folder.appendingPathComponent("2.eml"), encoding: .utf8)
+        let second = try String(contentsOf: smtp.folder.appendingPathComponent("3.eml"), encoding: .utf8)
         #expect(!second.contains("\r\nX-Injected:") && !second.contains("\r\nBcc:"))
     }
 

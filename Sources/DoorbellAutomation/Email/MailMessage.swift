@@ -60,10 +60,10 @@ public struct MailMessage: Sendable {
     public func rendered(boundarySeed: String = UUID().uuidString) -> String {
         var headers = [
             "From: \(from)",
-            "To: \(to.joined(separator: ", "))",
+            Self.addressHeader("To", to),
         ]
-        if !cc.isEmpty { headers.append("Cc: \(cc.joined(separator: ", "))") }
-        if !replyTo.isEmpty { headers.append("Reply-To: \(replyTo.joined(separator: ", "))") }
+        if !cc.isEmpty { headers.append(Self.addressHeader("Cc", cc)) }
+        if !replyTo.isEmpty { headers.append(Self.addressHeader("Reply-To", replyTo)) }
         let dateFormatter = DateFormatter()
         dateFormatter.locale = Locale(identifier: "en_US_POSIX")
         dateFormatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss Z"
@@ -100,6 +100,13 @@ public struct MailMessage: Sendable {
         }
         body.append("--\(mixed)--")
         return headers.joined(separator: "\r\n") + "\r\n\r\n" + body.joined(separator: "\r\n")
+    }
+
+    /// An address list header, folded after each comma once it grows long, so no line passes
+    /// SMTP's 998 characters however many recipients a step has.
+    static func addressHeader(_ name: String, _ addresses: [String]) -> String {
+        let line = "\(name): \(addresses.joined(separator: ", "))"
+        return line.utf8.count <= 78 ? line : "\(name): \(addresses.joined(separator: ",\r\n "))"
     }
 
     /// The message ready for DATA: every line that starts with "." gets another (RFC 5321 4.5.2).
