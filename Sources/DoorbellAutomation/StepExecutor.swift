@@ -105,7 +105,9 @@ struct StepExecutor: Sendable {
     /// connection errors are worth retrying; other statuses, including redirects, are not.
     private func send(method: String, url: String, headers: HTTPHeaders, body: [UInt8]?, timeout: Double, expect: [Int]) async throws -> [String: Any] {
         guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), parsed.host != nil else {
-            throw StepFailure("not an http(s) URL: '\(RedactedURL(url))'", retryable: false)
+            // A template that is a whole URL (`{{steps.x.body.url}}`) is percent-encoded like any value.
+            let hint = url.hasPrefix("http%3A") || url.hasPrefix("https%3A") ? " (a value that is a whole URL needs a triple mustache: {{{…}}})" : ""
+            throw StepFailure("not an http(s) URL: '\(RedactedURL(url))'\(hint)", retryable: false)
         }
         var request = HTTPClientRequest(url: url)
         request.method = HTTPMethod(rawValue: method)

@@ -223,6 +223,11 @@ struct HardeningMailURLTests {
                         http: { url: "\(receiver.baseURL)/api/orders/{{body.order}}/paid" }
                       - id: raw
                         http: { url: "\(receiver.baseURL)/raw/{{{body.path}}}" }
+                  - id: whole-url
+                    on: ["open:whole"]
+                    steps:
+                      - id: call
+                        http: { url: "{{body.url}}" }
                 """
             try await TestServer.with(config: config) { (server: TestServer) async throws in
                 let store = try #require(server.store as? any RunStore)
@@ -236,6 +241,13 @@ struct HardeningMailURLTests {
                 #expect(receiver.requests("/api/orders/%2E%2E/paid").count == 1, "a dot segment is encoded too")
                 #expect(receiver.requests("/admin").isEmpty && receiver.requests("/api/admin").isEmpty)
                 #expect(receiver.requests("/raw/a/b").count == 1, "a triple mustache inserts the value as it is")
+
+                // A whole URL in a double mustache is encoded too, and the error says what to write.
+                let whole = try JSONSerialization.data(withJSONObject: ["type": "whole", "url": "\(receiver.baseURL)/whole"])
+                let wholeID = try #require(try await post("\(server.baseURL)/hooks/open", body: Array(whole)).json["id"] as? String)
+                #expect(try await eventually { try await store.runs(eventID: wholeID, limit: 1).first?.status == .dead })
+                #expect(try await store.runs(eventID: wholeID, limit: 1).first?.lastError?.contains("{{{…}}}") == true)
+                #expect(receiver.requests("/whole").isEmpty)
             }
         }
     }
