@@ -22,6 +22,11 @@ public enum ConfigLoader {
 
     /// Parses config text; `directory` is where relative paths resolve.
     public static func parse(yaml: String, file: String = "doorbell.yml", directory: String, environment: [String: String]) throws -> Configuration {
+        guard AliasBudget.fits(yaml) else {
+            throw ConfigError(file: file, issues: [ConfigIssue(
+                path: "", message: "the file expands to more than \(AliasBudget.maxNodes) values; YAML aliases (*name) that repeat anchors of anchors (a \"billion laughs\") are refused"
+            )])
+        }
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
@@ -31,11 +36,6 @@ public enum ConfigLoader {
         guard let root else {
             throw ConfigError(file: file, issues: [ConfigIssue(path: "", message: "the config file is empty")])
         }
-        if !fitsNodeBudget(root) {
-            throw ConfigError(file: file, issues: [ConfigIssue(
-                path: "", message: "the file expands to more than \(maxNodes) values; YAML aliases (*name) that repeat anchors of anchors (a \"billion laughs\") are refused"
-            )])
-        }
         let reader = NodeReader(environment: environment, directory: directory)
         let configuration = read(root, reader)
         if let configuration { FilesDirectoryRule.check(configuration, configFile: directory + "/" + URL(fileURLWithPath: file).lastPathComponent, reader) }
@@ -44,31 +44,6 @@ public enum ConfigLoader {
         }
         configuration.warnings = reader.warnings
         return configuration
-    }
-
-    /// The most values (scalars, lists, mappings) a config may hold once its aliases are expanded.
-    /// Composing shares an anchored node between its aliases, but every reader walks the expanded
-    /// tree, so a few hundred bytes of nested aliases would be billions of values.
-    static let maxNodes = 200_000
-
-    /// Counts the expanded tree, stopping as soon as the budget is spent (so a bomb costs little).
-    static func fitsNodeBudget(_ root: Node) -> Bool {
-        var budget = maxNodes
-        var pending = [root]
-        while let node = pending.popLast() {
-            budget -= 1
-            if budget < 0 { return false }
-            switch node {
-            case .scalar, .alias: break
-            case .sequence(let sequence): pending.append(contentsOf: sequence)
-            case .mapping(let mapping):
-                for (key, value) in mapping {
-                    pending.append(key)
-                    pending.append(value)
-                }
-            }
-        }
-        return true
     }
 
     private static func read(_ root: Node, _ reader: NodeReader) -> Configuration? {

@@ -269,9 +269,13 @@ struct HardeningServerInputTests {
             h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
             i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
             """
+        // The same bomb used as mapping keys: composing alone would hash every expanded key in full.
+        let keyBomb = bomb.split(separator: "\n").prefix(8).joined(separator: "\n") + "\n? *h\n: 1\n? *g\n: 2\n"
         let started = Date()
-        let error = try #require(throws: ConfigError.self) { try ConfigLoader.parse(yaml: bomb, directory: "/tmp", environment: [:]) }
-        #expect(error.description.contains("aliases"), "\(error)")
+        for yaml in [bomb, keyBomb] {
+            let error = try #require(throws: ConfigError.self) { try ConfigLoader.parse(yaml: yaml, directory: "/tmp", environment: [:]) }
+            #expect(error.description.contains("aliases"), "\(error)")
+        }
         #expect(Date().timeIntervalSince(started) < 10)
         // Aliases of a modest size still work.
         let shared = Self.config(extra: """
