@@ -246,7 +246,7 @@ struct APIController: Sendable {
         if let secret = body["secret"] { guard let text = secret as? String else { throw APIError(.badRequest, "secret: a string") }; endpoint.secrets = [EndpointSecret(secret: text)] }
         if let limit = body["rate_limit"] {
             if limit is NSNull { endpoint.rateLimit = nil } else {
-                guard let text = (limit as? String) ?? (limit as? Int).map(String.init), let parsed = RateLimit(text) else {
+                guard let text = (limit as? String) ?? (Self.isNumber(limit) ? (limit as? Int).map(String.init) : nil), let parsed = RateLimit(text) else {
                     throw APIError(.badRequest, "rate_limit: deliveries per time such as \"10/s\", \"600/m\"")
                 }
                 endpoint.rateLimit = parsed

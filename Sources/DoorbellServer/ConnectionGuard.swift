@@ -13,14 +13,15 @@ struct ConnectionLimits: Sendable {
     var shutdownGrace: TimeAmount
 
     init(_ settings: ServerSettings) {
-        self.headerTimeout = .seconds(settings.headerTimeout)
-        self.bodyTimeout = .seconds(settings.bodyTimeout)
-        self.shutdownGrace = .seconds(settings.shutdownGrace)
+        self.headerTimeout = .configured(settings.headerTimeout)
+        self.bodyTimeout = .configured(settings.bodyTimeout)
+        self.shutdownGrace = .configured(settings.shutdownGrace)
     }
 }
 
 extension TimeAmount {
-    static func seconds(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64(seconds * 1e9)) }
+    /// A duration from the config (seconds, fractions allowed).
+    static func configured(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64(seconds * 1e9)) }
 }
 
 /// Which part of a request a connection is waiting for, and so which deadline applies. A value, so

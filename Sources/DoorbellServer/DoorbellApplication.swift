@@ -59,7 +59,7 @@ public enum DoorbellApplication {
         return Application(
             router: router,
             // Slow or stalled clients are cut off (ConnectionGuard); idle keep-alive connections close.
-            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(limits)], idleTimeout: .seconds(server.idleTimeout))),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(limits)], idleTimeout: .configured(server.idleTimeout))),
             configuration: .init(
                 address: .hostname(server.host, port: server.port),
                 serverName: "doorbell",

@@ -132,14 +132,17 @@ struct IngestController: Sendable {
     }
 
     /// Reads at most `limit` bytes; stops at the first byte past it, so an oversized body is never
-    /// buffered (with or without Content-Length).
+    /// buffered (with or without Content-Length). The buffer grows by doubling but never past
+    /// `limit`, so even a chunked body cannot make it reserve more than the source allows.
     private func readBody(_ request: Request, limit: Int) async throws -> BodyRead {
         let declared = request.headers[.contentLength].flatMap { Int($0) }
         if let declared, declared > limit { return .tooLarge }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(declared ?? 0)
         for try await chunk in request.body {
-            guard bytes.count + chunk.readableBytes <= limit else { return .tooLarge }
+            let needed = bytes.count + chunk.readableBytes
+            guard needed <= limit else { return .tooLarge }
+            if needed > bytes.capacity { bytes.reserveCapacity(min(limit, max(needed, bytes.capacity * 2))) }
             bytes.append(contentsOf: chunk.readableBytesView)
         }
         return .complete(bytes)

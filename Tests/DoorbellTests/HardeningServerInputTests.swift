@@ -1,7 +1,9 @@
 import DoorbellConfig
 import DoorbellCore
+@testable import DoorbellServer
 import DoorbellStorage
 import Foundation
+import NIOCore
 import Testing
 
 #if canImport(Glibc)
@@ -57,6 +59,20 @@ struct HardeningServerInputTests {
             #expect(Date().timeIntervalSince(started) < 8)
             #expect(try await get(server.baseURL + "/healthz").status == 200)
         }
+    }
+
+    @Test("the deadline state: first byte starts the header clock, headers start the body clock, the end stops it")
+    func deadlineState() {
+        var state = RequestDeadlineState(limits: .init(header: .seconds(10), body: .seconds(60)))
+        #expect(state.reading == .nothing)
+        #expect(state.bytesReceived() == .arm(.seconds(10)))
+        #expect(state.bytesReceived() == .none, "more header bytes do not restart the clock (trickling gains nothing)")
+        #expect(state.headReceived() == .arm(.seconds(60)))
+        #expect(state.bytesReceived() == .none, "body bytes do not restart it either")
+        #expect(state.reading == .body)
+        #expect(state.endReceived() == .disarm)
+        #expect(state.reading == .nothing)
+        #expect(state.bytesReceived() == .arm(.seconds(10)), "the next request on the connection gets its own header clock")
     }
 
     @Test("an idle keep-alive connection is closed after idle_timeout")
