@@ -122,11 +122,22 @@ struct EndpointsCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List endpoints.")
         @OptionGroup var options: ConfigOption
+        @Flag(help: "Print JSON instead of a table.") var json = false
 
+        /// Read-only: the stored endpoints as the server will see them after its next start (those
+        /// taken out of the file left out, those new in the file shown), without writing that sync.
         func run() async throws {
-            let (store, _) = try await EndpointsCommand.open(options)
-            let endpoints = try await store.endpoints()
+            let configuration = try options.load()
+            let store = try openStore(configuration, access: .readOnly)
+            let stored = try await store.endpoints()
             try await store.close()
+            let declared = Set(configuration.endpoints.map(\.id))
+            let endpoints = (stored.filter { !$0.fromConfig || declared.contains($0.id) }
+                + configuration.endpoints.filter { endpoint in !stored.contains { $0.id == endpoint.id } }).sorted { $0.id < $1.id }
+            if json {
+                printJSON(endpoints.map { EndpointJSON($0, now: Date()) })
+                return
+            }
             if endpoints.isEmpty {
                 print("no endpoints")
                 return

@@ -25,7 +25,7 @@ struct PruneCommand: AsyncParsableCommand {
         let store = try openStore(configuration, access: dryRun ? .readOnly : .readWrite)
         let counts: PruneCounts
         do {
-            counts = try await store.prune(configuration.retention, now: Date(), dryRun: dryRun, batchSize: 500)
+            counts = try await store.prune(configuration.retention, now: Date(), dryRun: dryRun, batchSize: 100)
             try await store.close()
         } catch {
             try? await store.close()

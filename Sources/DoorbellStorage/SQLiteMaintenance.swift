@@ -65,18 +65,21 @@ extension SQLiteEventStore: MaintenanceStore {
     }
 
     /// Runs `step` in one write transaction per batch until it returns no next cursor or the task
-    /// is cancelled (shutdown).
+    /// is cancelled (shutdown). After each batch it waits as long as the batch took: the writer is
+    /// handed to whatever queued meanwhile (GRDB's writer is first come, first served) and pruning
+    /// takes at most half of the writer's time and a core, however large the backlog.
     private func inBatches(_ step: @escaping @Sendable (Int64, Database) throws -> (PruneCounts, Int64?)) async throws -> PruneCounts {
         var total = PruneCounts()
         var cursor: Int64 = 0
+        let clock = ContinuousClock()
         while !Task.isCancelled {
             let from = cursor
+            let started = clock.now
             let (counts, next) = try await pool.write { db in try step(from, db) }
             total += counts
             guard let next else { break }
             cursor = next
-            // Hand the writer to whatever queued meanwhile (GRDB's writer is first come, first served).
-            try? await Task.sleep(for: .milliseconds(1))
+            try? await Task.sleep(for: max(.milliseconds(1), clock.now - started))
         }
         return total
     }
