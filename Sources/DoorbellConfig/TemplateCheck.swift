@@ -37,6 +37,8 @@ enum TemplateCheck {
         case .email(let email):
             list(email.to, "email.to")
             list(email.cc, "email.cc")
+            list(email.bcc, "email.bcc")
+            list(email.replyTo, "email.reply_to")
             text(email.subject, "email.subject")
             if let body = email.text { text(body, "email.text") }
             if let body = email.html { text(body, "email.html") }

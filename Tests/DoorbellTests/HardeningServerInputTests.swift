@@ -242,6 +242,7 @@ struct HardeningServerInputTests {
                   - { id: call, http: { url: "https://crm.example/{{body.x", headers: { X-Order: "{{body.order}" } } }
                   - { id: note, file: { path: "out.html", template: broken.html } }
                   - { id: chain, emit: { type: "order.{{#body.kind}}", data: { nested: ["ok", "{{body.y"] } } }
+                  - { id: mail, email: { to: "a@example.com", bcc: ["{{body.bcc"], subject: "Hi {{/body.name}}", text: "ok", smtp: { host: localhost, from: "shop@example.com", tls: none } } }
             """)
         let error = try #require(throws: ConfigError.self) { try ConfigLoader.parse(yaml: yaml, directory: folder.path, environment: [:]) }
         let text = error.description
@@ -251,6 +252,8 @@ struct HardeningServerInputTests {
         #expect(text.contains("automations[0].steps[2].emit.type:"), "\(text)")
         #expect(text.contains("automations[0].steps[2].emit.data.nested[1]: unclosed tag '{{body.y'"), "\(text)")
         #expect(text.contains("automations[0].concurrency.key:"), "\(text)")
+        #expect(text.contains("automations[0].steps[3].email.bcc[0]: unclosed tag '{{body.bcc'"), "\(text)")
+        #expect(text.contains("automations[0].steps[3].email.subject:"), "\(text)")
     }
 
     @Test("types and headers follow ingest's limits at load: a 10 MB event_type, an over-long emit type, CR/LF in endpoint headers")
