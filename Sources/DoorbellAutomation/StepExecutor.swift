@@ -121,7 +121,7 @@ struct StepExecutor: Sendable {
         } catch let refusal as OutboundRefusal {
             throw StepFailure(refusal.description, retryable: false)
         } catch {
-            throw StepFailure("\(method) \(RedactedURL(url)): \(String(describing: error).redactingURLs)", retryable: true)
+            throw StepFailure("\(method) \(RedactedURL(url)): \(String(describing: error).hiding(RedactedURL.hiddenParts(of: url)).redactingURLs)", retryable: true)
         }
         let status = response.status
         let ok = expect.isEmpty ? (200..<300).contains(status) : expect.contains(status)
@@ -129,7 +129,7 @@ struct StepExecutor: Sendable {
             let retryable = [408, 409, 425, 429].contains(status) || status >= 500
             let excerpt = String(decoding: response.body.prefix(1024), as: UTF8.self).prefix(300)
             let reason = (300..<400).contains(status) ? "redirect not followed" : "unexpected status"
-            throw StepFailure("\(method) \(RedactedURL(url)) answered \(status) (\(reason)): \(String(excerpt).redactingURLs)", retryable: retryable, retryAfter: Self.retryAfter(response.headers.first(name: "Retry-After")))
+            throw StepFailure("\(method) \(RedactedURL(url)) answered \(status) (\(reason)): \(String(excerpt).hiding(RedactedURL.hiddenParts(of: url)).redactingURLs)", retryable: retryable, retryAfter: Self.retryAfter(response.headers.first(name: "Retry-After")))
         }
         guard response.keptWhole else {
             // The kept part itself is incomplete: later steps would read half an answer.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A URL as errors, logs, the API and the CLI show it. Many URLs are secrets themselves (a Slack or
 /// Discord webhook URL, `?api_key=…`, `user:password@`), so only the parts that say where a request
 /// went are kept:
@@ -57,7 +59,43 @@ public struct RedactedURL: CustomStringConvertible, Sendable {
     }
 }
 
+extension RedactedURL {
+    /// The parts of `url` that redaction hides (userinfo, path segments, query values), raw and
+    /// percent-decoded, at least 6 characters long: a server's answer that echoes the request URL
+    /// (`"path": "/orders?api_key=…"`) can have them taken out before it is quoted in an error.
+    public static func hiddenParts(of url: String) -> [String] {
+        guard let schemeEnd = url.range(of: "://") else { return url.count >= 6 ? [url] : [] }
+        var rest = url[schemeEnd.upperBound...]
+        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        var parts: [Substring] = []
+        if let at = rest[..<authorityEnd].lastIndex(of: "@") {
+            parts += rest[..<at].split(separator: ":")
+        }
+        let after = rest[authorityEnd...]
+        let queryStart = after.firstIndex(of: "?") ?? after.endIndex
+        let segments = after[..<queryStart].split(separator: "/")
+        parts += segments.enumerated().filter { $0.offset > 0 || $0.element.count > maxFirstSegment }.map(\.element)
+        if queryStart < after.endIndex {
+            for parameter in after[after.index(after: queryStart)...].split(separator: "&") {
+                if let equals = parameter.firstIndex(of: "=") { parts.append(parameter[parameter.index(after: equals)...]) } else { parts.append(parameter) }
+            }
+        }
+        var result: [String] = []
+        for part in parts where part.count >= 6 {
+            result.append(String(part))
+            if let decoded = part.removingPercentEncoding, decoded != part { result.append(decoded) }
+        }
+        return result.sorted { $0.count > $1.count }
+    }
+}
+
 extension String {
+    /// The text with every occurrence of `parts` replaced by `…`.
+    public func hiding(_ parts: [String]) -> String {
+        parts.reduce(self) { text, part in part.isEmpty ? text : text.replacingOccurrences(of: part, with: "…") }
+    }
+
     /// Every `scheme://…` URL inside the text, redacted as `RedactedURL` shows it: for error texts
     /// that quote a URL (a library's error, a server's reply).
     public var redactingURLs: String {

@@ -277,6 +277,12 @@ struct HardeningMailURLTests {
             ("not a url sk_live_123", "…"),
         ]
         for (url, shown) in cases { #expect(RedactedURL(url).description == shown, "\(url)") }
+        // A failing server's answer that echoes the request's path or query loses the hidden parts.
+        let url = "https://crm.example/orders/ord_secret42/paid?api_key=key%2Fabc123&n=1"
+        let echoed = #"{"error":"no route POST /orders/ord_secret42/paid?api_key=key%2Fabc123 (key key/abc123)"}"#
+        let hidden = echoed.hiding(RedactedURL.hiddenParts(of: url))
+        #expect(!hidden.contains("ord_secret42") && !hidden.contains("abc123"), "\(hidden)")
+        #expect(hidden.contains("no route POST /orders/…/paid"), "\(hidden)")
         #expect("GET https://a.example/p/secret?k=v failed; see http://b.example/x/y".redactingURLs == "GET https://a.example/p/…?k=… failed; see http://b.example/x/…")
     }
 
