@@ -25,11 +25,11 @@ struct HardeningStorageTests {
         let good = (0..<50).map { index in
             Task { try await store.ingest(NewEvent(source: "open", type: "good", providerID: "good_\(index)", headers: [], body: Array("{}".utf8))) }
         }
-        // A real constraint error (an event id already stored) and a foreign-key error (a step
-        // output for a run that does not exist), in the middle of the batch.
+        // A real constraint error (an event id already stored) and a transition for a run that does
+        // not exist (fenced: answered `.leaseLost`, nothing written), in the middle of the batch.
         let duplicateID = Task { try await store.ingest(NewEvent(id: "evt_taken", source: "open", type: "bad", providerID: nil, headers: [], body: [])) }
         let missingRun = Task {
-            try await store.completeStep(runID: "run_missing", stepID: "s", position: 0, output: "{}", finished: true, owner: "w", leaseUntil: Date())
+            try await store.completeStep(runID: "run_missing", stepID: "s", position: 0, output: "{}", finished: true, lease: Lease(owner: "w", token: 1), leaseUntil: Date())
         }
         let more = (50..<100).map { index in
             Task { try await store.ingest(NewEvent(source: "open", type: "good", providerID: "good_\(index)", headers: [], body: Array("{}".utf8))) }
@@ -43,7 +43,8 @@ struct HardeningStorageTests {
             #expect(!outcome.duplicate)
         }
         await #expect(throws: StoreError.self) { try await duplicateID.value }
-        await #expect(throws: StoreError.self) { try await missingRun.value }
+        // A transition for a run nobody holds writes nothing (no orphan step output) and says so.
+        #expect(try await missingRun.value == .leaseLost)
         #expect(try await store.countEvents(matching: EventQuery(type: "good")) == 100)
         #expect(try await store.countEvents(matching: EventQuery(type: "bad")) == 0)
         try await store.checkReady()  // a bad item is not a storage failure
@@ -137,6 +138,57 @@ struct HardeningStorageTests {
             #expect(metrics.contains("doorbell_database_bytes{file=\"db\"}"))
             #expect(metrics.contains("doorbell_database_pages{kind=\"free\"}"))
         }
+    }
+
+    @Test("doorbell prune --dry-run counts without deleting; doorbell prune deletes exactly that; bad retention values are config errors")
+    func pruneCommand() async throws {
+        let folder = try TemporaryFolder.make()
+        let config = folder.appendingPathComponent("doorbell.yml")
+        try (TestConfigs.standard() + "\nretention: { events: 2d, runs: 2d, attempts: 2d, dedupe_window: 7d }\n").write(to: config, atomically: true, encoding: .utf8)
+        let path = folder.appendingPathComponent("doorbell.db").path
+        try await SQLiteEventStore(path: path).close()
+        try Python.run("""
+            import sqlite3, sys, time
+            db = sqlite3.connect(sys.argv[1])
+            now = int(time.time() * 1000)
+            day = 86400 * 1000
+            event = "INSERT INTO events (id, source, type, provider_id, received_at, headers, body) VALUES (?, 'stripe', 't', ?, ?, '', X'7B7D')"
+            run = "INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at) VALUES (?, ?, 'a', ?, ?, ?, ?)"
+            with db:
+                for i in range(40):
+                    db.execute(event, (f"evt_old_{i}", f"old_{i}", now - 3 * day))
+                db.execute(event, ("evt_ancient", "ancient", now - 10 * day))
+                for i in range(5):
+                    db.execute(event, (f"evt_new_{i}", f"new_{i}", now))
+                for i in (0, 1):
+                    db.execute(run, (f"run_{i}", f"evt_old_{i}", "succeeded", now - 3 * day, now - 3 * day, now - 3 * day))
+                    db.execute("INSERT INTO step_results (run_id, step_id, position, output, completed_at) VALUES (?, 's', 0, '{}', ?)", (f"run_{i}", now - 3 * day))
+                    db.execute("INSERT INTO attempts (run_id, number, endpoint, started_at, status, latency_ms) VALUES (?, 1, 'e', ?, 200, 5)", (f"run_{i}", now - 3 * day))
+                db.execute(run, ("run_pending", "evt_old_2", "pending", now + day, now - 3 * day, now - 3 * day))
+            """, [path])
+        let cli = { (arguments: [String]) throws -> [String: Any] in
+            let result = try ChildProcess.doorbell(arguments + ["--config", config.path, "--json"])
+            guard result.status == 0, let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
+                throw TestFailure("\(arguments): \(result.stdout) \(result.stderr)")
+            }
+            return object
+        }
+        let expected: [String: Int] = ["events": 40, "runs": 2, "step_outputs": 2, "attempts": 2, "dedupe_keys_kept": 39, "dedupe_keys_expired": 0]
+        let dryRun = try cli(["prune", "--dry-run"])
+        for (key, value) in expected { #expect(dryRun[key] as? Int == value, "dry run \(key): \(dryRun)") }
+        #expect((try cli(["prune", "--dry-run"])["events"] as? Int) == 40, "a dry run deletes nothing")
+        let pruned = try cli(["prune"])
+        for (key, value) in expected { #expect(pruned[key] as? Int == value, "prune \(key): \(pruned)") }
+        let left = try ChildProcess.doorbell(["events", "list", "--json", "--config", config.path])
+        let ids = Set(((try JSONSerialization.jsonObject(with: Data(left.stdout.utf8)) as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String })
+        #expect(ids == Set((0..<5).map { "evt_new_\($0)" } + ["evt_old_2"]), "the new events and the one with a pending run are kept")
+        #expect((try cli(["prune"])["events"] as? Int) == 0)
+
+        try (TestConfigs.standard() + "\nretention: { events: 5m, dedupe_window: 1h }\n").write(to: config, atomically: true, encoding: .utf8)
+        let bad = try ChildProcess.doorbell(["check", "--config", config.path])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("retention.events: expected a duration of at least 1h"), "\(bad.stderr)")
+        #expect(bad.stderr.contains("retention.dedupe_window"), "\(bad.stderr)")
     }
 
     // MARK: faults
