@@ -25,6 +25,8 @@ public final class RunWorker: Service, Sendable {
     private let lease: Double
     private let signal = WakeSignal()
     private let inFlight = Mutex(0)
+    /// The claims in flight; asked before every step and every write (see `HeldLeases`).
+    private let held = Mutex(HeldLeases())
     static let idleCheck = 5.0
 
     public init(
@@ -84,16 +86,25 @@ public final class RunWorker: Service, Sendable {
                     let mayClaim = free > 0 && (busy == 0 || free >= max(1, concurrency / 4))
                     if mayClaim {
                         let now = self.now()
+                        let leaseUntil = now.addingTimeInterval(lease)
                         do {
-                            claimed = try await store.claimDueRuns(owner: owner, limit: free, now: now, leaseUntil: now.addingTimeInterval(lease))
+                            // A run still in flight here is never handed out again, even if its
+                            // lease lapsed: that execution has not yet noticed and given it up.
+                            claimed = try await store.claimDueRuns(owner: owner, limit: free, now: now, leaseUntil: leaseUntil, excluding: held.withLock { $0.inFlight })
                         } catch {
                             logger.error("cannot claim runs", metadata: ["error": "\(error)"])
+                        }
+                        held.withLock { held in
+                            for record in claimed {
+                                if let lease = record.lease { held.claimed(record.id, lease: lease, until: leaseUntil) }
+                            }
                         }
                     }
                     for record in claimed {
                         inFlight.withLock { $0 += 1 }
                         group.addTask {
                             await self.execute(record)
+                            self.held.withLock { $0.released(record.id) }
                             self.inFlight.withLock { $0 -= 1 }
                             self.signal.signal()
                         }
@@ -126,21 +137,67 @@ public final class RunWorker: Service, Sendable {
     }
 
     /// Renews every claim this worker holds, every lease/3, in one statement — so a long step or a
-    /// slow delivery is not taken over by another worker (which would send it twice).
+    /// slow delivery is not taken over by another worker (which would send it twice). A failed
+    /// renewal is retried soon (every lease/20); a claim the store did not extend is lost, and one
+    /// whose lease ran out by this worker's clock is given up (see `HeldLeases`).
     private func renewLeases() -> Task<Void, any Error> {
-        Task { [store, owner, lease, now] in
+        Task { [self] in
+            var wait = lease / 3
             while !Task.isCancelled {
-                try await Task.sleep(for: .milliseconds(Int64(lease * 1000 / 3)))
-                try? await store.renewLeases(owner: owner, until: now().addingTimeInterval(lease))
+                try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+                let sent = now()
+                let asked = held.withLock { $0.renewable(now: sent) }
+                guard !asked.isEmpty else {
+                    wait = lease / 3
+                    continue
+                }
+                do {
+                    let extended = try await store.renewLeases(asked, until: sent.addingTimeInterval(lease))
+                    held.withLock { $0.renewed(asked, extended: extended, until: sent.addingTimeInterval(lease)) }
+                    wait = lease / 3
+                } catch {
+                    logger.warning("lease renewal failed; retrying", metadata: ["runs": "\(asked.count)", "error": "\(error)"])
+                    wait = max(0.05, lease / 20)
+                }
             }
         }
     }
 
-    /// Runs the claimed run from its next step until it finishes, waits for a retry, or dies.
+    /// Gives up a run whose lease is gone: nothing more is run or written for it.
+    private func abandon(_ runID: String) {
+        held.withLock { $0.lost(runID) }
+        logger.warning("lease lost for run \(runID), abandoned", metadata: ["run": "\(runID)"])
+    }
+
+    /// Writes a transition of a held run. The work it records is done, so a storage error repeats
+    /// only the write (with backoff from 50 ms to 2 s): the step is neither run again nor counted as
+    /// a failed attempt. Bounded by the lease: once it has lapsed by this worker's clock (renewals
+    /// fail too while storage is down) the run is abandoned, and after its lease another claim
+    /// resumes it at this step. Returns whether the transition applied; when not, the run is abandoned.
+    func settle(_ runID: String, _ write: () async throws -> Transition) async -> Bool {
+        var backoff = 0.05
+        while held.withLock({ $0.holds(runID, now: now()) }) && !Task.isCancelled {
+            do {
+                if try await write() == .applied { return true }
+                break
+            } catch {
+                logger.error("storing run \(runID) failed; retrying the write", metadata: ["run": "\(runID)", "in": "\(backoff) s", "error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(Int64(backoff * 1000)))
+                backoff = min(backoff * 2, 2)
+            }
+        }
+        abandon(runID)
+        return false
+    }
+
+    /// Runs the claimed run from its next step until it finishes, waits for a retry, or dies —
+    /// checking before each step that its lease is still held, and stopping (writing nothing
+    /// more) as soon as it is not.
     private func execute(_ record: RunRecord) async {
+        guard let lease = record.lease else { return }
         if record.endpoint != nil {
             do {
-                try await deliverer.deliver(record, owner: owner)
+                try await deliverer.deliver(record, lease: lease, settle: settle)
             } catch {
                 // Storage failed: the lease expires and the delivery is tried again (same webhook-id).
                 logger.error("delivery interrupted by storage", metadata: ["delivery": "\(record.id)", "error": "\(error)"])
@@ -153,14 +210,15 @@ public final class RunWorker: Service, Sendable {
         func runMetadata(_ extra: Logger.Metadata) -> Logger.Metadata {
             extra.merging(["run": "\(record.id)", "automation": "\(record.automation)"]) { first, _ in first }
         }
+        func bury(_ reason: String) async {
+            _ = await settle(record.id) { try await store.failStep(runID: record.id, attempt: record.attempt, error: reason, dueAt: nil, lease: lease) }
+        }
         guard let automation = automations[record.automation] else {
-            try? await store.failStep(runID: record.id, attempt: record.attempt, error: "automation '\(record.automation)' is no longer configured", dueAt: nil, owner: owner)
-            return
+            return await bury("automation '\(record.automation)' is no longer configured")
         }
         do {
             guard let stored = try await store.event(id: record.eventID) else {
-                try await store.failStep(runID: record.id, attempt: record.attempt, error: "event \(record.eventID) not found", dueAt: nil, owner: owner)
-                return
+                return await bury("event \(record.eventID) not found")
             }
             var outputs: [String: Any] = [:]
             // A run that has not completed a step yet has no outputs to read back.
@@ -172,36 +230,51 @@ public final class RunWorker: Service, Sendable {
             var context = EventContext.make(stored.event)
             var action = progress.start(stepCount: automation.steps.count)
             while case .runStep(let index) = action {
+                guard held.withLock({ $0.holds(record.id, now: now()) }) else { return abandon(record.id) }
                 let step = automation.steps[index]
                 context["steps"] = outputs
                 let input = StepInput(runID: record.id, event: stored.event, context: context)
+                // Only the step itself can fail the step: what storing its result does is the
+                // write's business (`settle`), never a failed attempt.
+                let result: Result<(output: Any, json: String), any Error>
                 do {
                     let output = try await executor.run(step, input)
-                    outputs[step.id] = output
-                    action = progress.record(.succeeded, stepCount: automation.steps.count, policy: step.retry ?? automation.retry)
-                    let json = try JSONText.string(output)
-                    try await store.completeStep(runID: record.id, stepID: step.id, position: index, output: json, finished: action == .finished, owner: owner, leaseUntil: now().addingTimeInterval(lease))
-                    logger.debug("step succeeded", metadata: runMetadata(["step": "\(step.id)"]))
+                    result = .success((output, try JSONText.string(output)))
                 } catch {
+                    result = .failure(error)
+                }
+                switch result {
+                case .success(let done):
+                    outputs[step.id] = done.output
+                    action = progress.record(.succeeded, stepCount: automation.steps.count, policy: step.retry ?? automation.retry)
+                    let finished = action == .finished
+                    guard await settle(record.id, {
+                        try await store.completeStep(runID: record.id, stepID: step.id, position: index, output: done.json, finished: finished, lease: lease, leaseUntil: now().addingTimeInterval(self.lease))
+                    }) else { return }
+                    logger.debug("step succeeded", metadata: runMetadata(["step": "\(step.id)"]))
+                case .failure(let error):
                     let failure = error as? StepFailure ?? StepFailure("\(error)", retryable: true)
                     action = progress.record(.failed(error: "\(step.id): \(failure.description)", retryable: failure.retryable, retryAfter: failure.retryAfter), stepCount: automation.steps.count, policy: step.retry ?? automation.retry)
                     switch action {
                     case .retry(let after):
                         logger.warning("step failed; will retry", metadata: runMetadata(["step": "\(step.id)", "in": "\(after) s", "error": "\(failure)"]))
-                        try await store.failStep(runID: record.id, attempt: progress.attempt, error: progress.lastError ?? "", dueAt: now().addingTimeInterval(after), owner: owner)
+                        let attempt = progress.attempt, lastError = progress.lastError ?? ""
+                        _ = await settle(record.id) { try await store.failStep(runID: record.id, attempt: attempt, error: lastError, dueAt: now().addingTimeInterval(after), lease: lease) }
                     case .dead(let reason):
                         logger.error("run dead", metadata: runMetadata(["step": "\(step.id)", "error": "\(reason)"]))
-                        try await store.failStep(runID: record.id, attempt: progress.attempt, error: reason, dueAt: nil, owner: owner)
+                        let attempt = progress.attempt
+                        _ = await settle(record.id) { try await store.failStep(runID: record.id, attempt: attempt, error: reason, dueAt: nil, lease: lease) }
                     case .runStep, .finished:
                         break
                     }
                 }
             }
             if action == .finished && automation.steps.isEmpty {
-                try await store.completeStep(runID: record.id, stepID: "-", position: -1, output: "{}", finished: true, owner: owner, leaseUntil: Date())
+                _ = await settle(record.id) { try await store.completeStep(runID: record.id, stepID: "-", position: -1, output: "{}", finished: true, lease: lease, leaseUntil: now()) }
             }
         } catch {
-            // Storage failed mid-run: the lease expires and the run is claimed again; completed steps stay done.
+            // Reading the run's event or outputs failed: the lease expires and the run is claimed
+            // again; completed steps stay done.
             logger.error("run interrupted by storage", metadata: runMetadata(["error": "\(error)"]))
         }
     }

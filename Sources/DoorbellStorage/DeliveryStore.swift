@@ -22,12 +22,12 @@ public protocol DeliveryStore: Sendable {
     /// Makes `secret` current; the previous current one expires after `overlap` seconds.
     func rotateSecret(endpointID: String, to secret: EndpointSecret, overlap: Double, now: Date) async throws -> Endpoint?
     /// Records one attempt and moves its delivery on, together with the endpoint's failure streak, in
-    /// one transaction. Returns since when the endpoint has been failing (nil after a success).
-    func finishAttempt(_ attempt: AttemptRecord, outcome: AttemptOutcome, owner: String) async throws -> Date?
+    /// one transaction — or, when `lease` is no longer the delivery's current claim, writes nothing.
+    func finishAttempt(_ attempt: AttemptRecord, outcome: AttemptOutcome, lease: Lease) async throws -> AttemptWrite
     /// Puts a claimed delivery back without counting an attempt (rate limit, open circuit).
-    func deferRun(runID: String, owner: String, until: Date) async throws
+    func deferRun(runID: String, lease: Lease, until: Date) async throws -> Transition
     /// Parks a claimed delivery whose endpoint is disabled.
-    func pauseRun(runID: String, owner: String, reason: String) async throws
+    func pauseRun(runID: String, lease: Lease, reason: String) async throws -> Transition
     /// Every attempt of a delivery, oldest first.
     func attempts(runID: String) async throws -> [AttemptRecord]
     /// Start times of the endpoint's attempts since `since` (seeds the rate limiter after a restart).
@@ -59,6 +59,19 @@ public struct AttemptRecord: Sendable, Equatable {
         self.latencyMillis = latencyMillis
         self.response = response
         self.error = error
+    }
+}
+
+/// What storing an attempt did.
+public struct AttemptWrite: Sendable, Equatable {
+    /// `.leaseLost`: the attempt was not recorded and nothing moved.
+    public var transition: Transition
+    /// Since when the endpoint has been failing (nil after a success, or when not applied).
+    public var failingSince: Date?
+
+    public init(transition: Transition, failingSince: Date?) {
+        self.transition = transition
+        self.failingSince = failingSince
     }
 }
 

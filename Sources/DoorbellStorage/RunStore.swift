@@ -4,20 +4,29 @@ import Foundation
 /// The work queue of runs. Runs are created with their event (see `EventStore.ingest`); workers
 /// claim due runs with a lease, record each step's output as it completes, and reschedule or bury
 /// failures. Every transition is one transaction, so a crash repeats at most the step in flight.
+///
+/// The contract every backend keeps when workers race: each claim hands out a new `Lease` (a
+/// fencing token), and a transition made under a lease that is no longer the run's current one
+/// changes nothing and answers `.leaseLost` — so a worker whose lease expired and was taken over
+/// can never overwrite the work of the one that took it.
 public protocol RunStore: Sendable {
     /// Claims up to `limit` runs that are due (pending or waiting for a retry whose time has come) or
-    /// whose lease expired (their worker died), leasing them to `owner` until `leaseUntil`.
-    func claimDueRuns(owner: String, limit: Int, now: Date, leaseUntil: Date) async throws -> [RunRecord]
+    /// whose lease expired (their worker died), leasing them to `owner` until `leaseUntil`. Runs in
+    /// `excluding` (the caller's own in-flight runs) are never claimed, even when their lease expired.
+    /// Runs sharing a concurrency key are claimed in sequence order, at most `limit` of a key at once.
+    func claimDueRuns(owner: String, limit: Int, now: Date, leaseUntil: Date, excluding: Set<String>) async throws -> [RunRecord]
     /// When the earliest waiting run becomes due, for the worker's timer; nil when nothing waits.
     func nextDueDate() async throws -> Date?
     /// Outputs of the run's completed steps, by step id (JSON text).
     func stepOutputs(runID: String) async throws -> [String: String]
     /// Stores a step's output and advances the run in one transaction; `finished` marks it succeeded.
-    func completeStep(runID: String, stepID: String, position: Int, output: String, finished: Bool, owner: String, leaseUntil: Date) async throws
+    /// Nothing is stored unless `lease` is still the run's current claim.
+    func completeStep(runID: String, stepID: String, position: Int, output: String, finished: Bool, lease: Lease, leaseUntil: Date) async throws -> Transition
     /// Records a failed attempt: waiting for a retry at `dueAt`, or dead when `dueAt` is nil.
-    func failStep(runID: String, attempt: Int, error: String, dueAt: Date?, owner: String) async throws
-    /// Extends every claim `owner` holds (one statement for all in-flight runs and deliveries).
-    func renewLeases(owner: String, until: Date) async throws
+    func failStep(runID: String, attempt: Int, error: String, dueAt: Date?, lease: Lease) async throws -> Transition
+    /// Extends the given claims (run id → lease) in one statement; returns the ids whose lease was
+    /// still current and is now extended. A run missing from the answer is lost to this worker.
+    func renewLeases(_ leases: [String: Lease], until: Date) async throws -> Set<String>
     /// Runs of an event, or all recent runs.
     func runs(eventID: String?, limit: Int) async throws -> [RunRecord]
     /// Runs matching a filter, newest first.
@@ -67,6 +76,29 @@ extension RunQuery {
     }
 }
 
+/// One claim of a run: the worker that holds it and the fencing token the claim set. Every claim of
+/// a run increments its token, so an older claim can be told from the current one even when both
+/// came from the same worker.
+public struct Lease: Sendable, Hashable, CustomStringConvertible {
+    public var owner: String
+    public var token: Int64
+
+    public init(owner: String, token: Int64) {
+        self.owner = owner
+        self.token = token
+    }
+
+    public var description: String { "\(owner)#\(token)" }
+}
+
+/// Whether a transition on a claimed run or delivery took effect.
+public enum Transition: Sendable, Equatable {
+    case applied
+    /// The lease it was made under is no longer the run's current claim (it expired and another
+    /// worker claimed the run, or the run moved on): nothing was written.
+    case leaseLost
+}
+
 /// A run as stored.
 public struct RunRecord: Sendable, Equatable {
     public var id: String
@@ -79,9 +111,12 @@ public struct RunRecord: Sendable, Equatable {
     public var lastError: String?
     /// Set for a delivery: the endpoint it goes to.
     public var endpoint: String?
+    /// The current claim, while a worker holds the run (for a claimed record: the caller's own).
+    public var lease: Lease?
 
-    public init(id: String, eventID: String, automation: String, status: RunStatus, nextStep: Int, attempt: Int, dueAt: Date, lastError: String?, endpoint: String? = nil) {
+    public init(id: String, eventID: String, automation: String, status: RunStatus, nextStep: Int, attempt: Int, dueAt: Date, lastError: String?, endpoint: String? = nil, lease: Lease? = nil) {
         self.endpoint = endpoint
+        self.lease = lease
         self.id = id
         self.eventID = eventID
         self.automation = automation

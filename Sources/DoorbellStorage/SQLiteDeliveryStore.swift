@@ -103,16 +103,16 @@ extension SQLiteEventStore: DeliveryStore {
         }
     }
 
-    public func finishAttempt(_ attempt: AttemptRecord, outcome: AttemptOutcome, owner: String) async throws -> Date? {
-        try await queueWrite(.finishAttempt(attempt, outcome, owner: owner))
+    public func finishAttempt(_ attempt: AttemptRecord, outcome: AttemptOutcome, lease: Lease) async throws -> AttemptWrite {
+        try await queueWrite(.finishAttempt(attempt, outcome, lease: lease))
     }
 
-    public func deferRun(runID: String, owner: String, until: Date) async throws {
-        _ = try await queueWrite(.deferRun(runID: runID, owner: owner, until: until))
+    public func deferRun(runID: String, lease: Lease, until: Date) async throws -> Transition {
+        try await queueWrite(.deferRun(runID: runID, lease: lease, until: until)).transition
     }
 
-    public func pauseRun(runID: String, owner: String, reason: String) async throws {
-        _ = try await queueWrite(.pauseRun(runID: runID, owner: owner, reason: reason))
+    public func pauseRun(runID: String, lease: Lease, reason: String) async throws -> Transition {
+        try await queueWrite(.pauseRun(runID: runID, lease: lease, reason: reason)).transition
     }
 
     public func attempts(runID: String) async throws -> [AttemptRecord] {

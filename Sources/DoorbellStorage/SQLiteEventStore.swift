@@ -91,7 +91,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
         return outcome
     }
 
-    func queueWrite(_ write: QueueWrite) async throws -> Date? {
+    func queueWrite(_ write: QueueWrite) async throws -> AttemptWrite {
         guard case .queued(let result) = try await self.write(.queue(write)) else { preconditionFailure("a queue write answers with its result") }
         return result
     }
@@ -187,8 +187,8 @@ public final class SQLiteEventStore: EventStore, RunStore {
     @discardableResult
     static func insertRun(_ run: PlannedRun, eventID: String, at time: Date, _ db: Database) throws -> Bool {
         try db.cachedStatement(sql: """
-            INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at, concurrency_key, concurrency_limit, endpoint)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at, concurrency_key, concurrency_limit, endpoint, seq)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \(SQLiteSchema.nextRunSequence))
             ON CONFLICT (event_id, automation) DO NOTHING
             """).execute(arguments: [
                 EventID.generate(prefix: run.endpoint == nil ? "run_" : "dlv_", now: time), eventID, run.automation,
@@ -304,7 +304,7 @@ enum StoreWrite: Sendable {
 
 enum StoreWriteResult: Sendable {
     case ingested(IngestOutcome, sequence: Int64?)
-    case queued(Date?)
+    case queued(AttemptWrite)
     case probed
 }
 

@@ -5,37 +5,45 @@ import GRDB
 /// The run queue on SQLite. SQLite has one writer, so a claim is an UPDATE … RETURNING over the
 /// due rows; on PostgreSQL the same shape becomes `FOR UPDATE SKIP LOCKED`.
 extension SQLiteEventStore {
-    public func claimDueRuns(owner: String, limit: Int, now: Date, leaseUntil: Date) async throws -> [RunRecord] {
-        try await pool.write { db in
+    public func claimDueRuns(owner: String, limit: Int, now: Date, leaseUntil: Date, excluding: Set<String>) async throws -> [RunRecord] {
+        // With the database file gone a claim would land in the unlinked file, and its steps would
+        // run again after every lease: claim nothing.
+        try monitor.beforeWrite()
+        let inFlight = String(decoding: try JSONEncoder().encode(excluding.sorted()), as: UTF8.self)
+        return try await pool.write { db in
             try Row.fetchAll(db.cachedStatement(sql: Self.claimSQL), arguments: [
-                "owner": owner, "leaseUntil": leaseUntil.millis, "now": now.millis, "limit": limit,
-            ]).map(Self.runRecord).sorted { $0.dueAt < $1.dueAt }
+                "owner": owner, "leaseUntil": leaseUntil.millis, "now": now.millis, "limit": limit, "inFlight": inFlight,
+            ])
+            .sorted { ($0["due_at"] as Int64, $0["seq"] as Int64) < ($1["due_at"] as Int64, $1["seq"] as Int64) }
+            .map(Self.runRecord)
         }
     }
 
     /// One branch per status, each walking the (status, due_at) index in order and stopping at the
     /// limit: a large backlog of due runs is never collected and sorted just to take a few. The text
-    /// is constant (named parameters), so the statement is prepared once per connection.
+    /// is constant (named parameters; the caller's in-flight ids as one JSON list), so the statement
+    /// is prepared once per connection. Each claim increments the run's `lease_token`: the fence.
     static let claimSQL: String = {
         let ordering = """
-            (r.concurrency_key IS NULL OR (
-                -- Arrival order: nothing earlier with the same key still waits to start…
+            r.id NOT IN (SELECT value FROM json_each(:inFlight))
+            AND (r.concurrency_key IS NULL OR (
+                -- Sequence order: nothing earlier with the same key still waits to start…
                 NOT EXISTS (
                     SELECT 1 FROM runs e
                     WHERE e.automation = r.automation AND e.concurrency_key = r.concurrency_key
-                      AND e.rowid < r.rowid AND e.status IN ('pending', 'waiting_retry'))
+                      AND e.seq < r.seq AND e.status IN ('pending', 'waiting_retry'))
                 -- …and fewer than `limit` with the same key hold a live lease.
                 AND (SELECT COUNT(*) FROM runs x
                      WHERE x.automation = r.automation AND x.concurrency_key = r.concurrency_key
                        AND x.status = 'running' AND x.id != r.id AND x.lease_until >= :now) < r.concurrency_limit))
             """
         let branch = { (status: String, due: String) in
-            "SELECT * FROM (SELECT r.id, r.due_at, r.rowid AS rid FROM runs r WHERE r.status = '\(status)' AND \(due) <= :now AND \(ordering) ORDER BY \(due), r.rowid LIMIT :limit)"
+            "SELECT * FROM (SELECT r.id, \(due) AS due, r.seq FROM runs r WHERE r.status = '\(status)' AND \(due) <= :now AND \(ordering) ORDER BY \(due), r.seq LIMIT :limit)"
         }
         let candidates = [branch("pending", "r.due_at"), branch("waiting_retry", "r.due_at"), branch("running", "r.lease_until")].joined(separator: " UNION ALL ")
         return """
-            UPDATE runs SET status = 'running', lease_owner = :owner, lease_until = :leaseUntil, updated_at = :now
-            WHERE id IN (SELECT id FROM (\(candidates)) ORDER BY due_at, rid LIMIT :limit)
+            UPDATE runs SET status = 'running', lease_owner = :owner, lease_token = lease_token + 1, lease_until = :leaseUntil, updated_at = :now
+            WHERE id IN (SELECT id FROM (\(candidates)) ORDER BY due, seq LIMIT :limit)
             RETURNING *
             """
     }()
@@ -60,17 +68,27 @@ extension SQLiteEventStore {
         }
     }
 
-    public func completeStep(runID: String, stepID: String, position: Int, output: String, finished: Bool, owner: String, leaseUntil: Date) async throws {
-        _ = try await queueWrite(.completeStep(runID: runID, stepID: stepID, position: position, output: output, finished: finished, owner: owner, leaseUntil: leaseUntil))
+    public func completeStep(runID: String, stepID: String, position: Int, output: String, finished: Bool, lease: Lease, leaseUntil: Date) async throws -> Transition {
+        try await queueWrite(.completeStep(runID: runID, stepID: stepID, position: position, output: output, finished: finished, lease: lease, leaseUntil: leaseUntil)).transition
     }
 
-    public func failStep(runID: String, attempt: Int, error: String, dueAt: Date?, owner: String) async throws {
-        _ = try await queueWrite(.failStep(runID: runID, attempt: attempt, error: error, dueAt: dueAt, owner: owner))
+    public func failStep(runID: String, attempt: Int, error: String, dueAt: Date?, lease: Lease) async throws -> Transition {
+        try await queueWrite(.failStep(runID: runID, attempt: attempt, error: error, dueAt: dueAt, lease: lease)).transition
     }
 
-    public func renewLeases(owner: String, until: Date) async throws {
-        try await pool.write { db in
-            try db.execute(sql: "UPDATE runs SET lease_until = ? WHERE lease_owner = ? AND status = 'running'", arguments: [until.millis, owner])
+    /// One statement for every claim the worker holds; a claim taken over (another token) is not
+    /// extended, and its id is missing from the answer.
+    public func renewLeases(_ leases: [String: Lease], until: Date) async throws -> Set<String> {
+        try monitor.beforeWrite()
+        guard !leases.isEmpty else { return [] }
+        let claims = String(decoding: try JSONEncoder().encode(leases.map { [$0.key, $0.value.owner, String($0.value.token)] }), as: UTF8.self)
+        return try await pool.write { db in
+            Set(try String.fetchAll(db.cachedStatement(sql: """
+                UPDATE runs SET lease_until = :until
+                WHERE status = 'running' AND id IN (SELECT value ->> 0 FROM json_each(:claims))
+                  AND (id, lease_owner, lease_token) IN (SELECT value ->> 0, value ->> 1, CAST(value ->> 2 AS INTEGER) FROM json_each(:claims))
+                RETURNING id
+                """), arguments: ["until": until.millis, "claims": claims]))
         }
     }
 
@@ -120,8 +138,8 @@ extension SQLiteEventStore {
     public func startRun(eventID: String, automation: String, now: Date) async throws -> Bool {
         try await pool.write { db in
             try db.execute(sql: """
-                INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at)
-                SELECT ?, id, ?, 'pending', ?, ?, ? FROM events WHERE id = ?
+                INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at, seq)
+                SELECT ?, id, ?, 'pending', ?, ?, ?, \(SQLiteSchema.nextRunSequence) FROM events WHERE id = ?
                 ON CONFLICT (event_id, automation) DO NOTHING
                 """, arguments: [EventID.generate(prefix: "run_", now: now), automation, now.millis, now.millis, now.millis, eventID])
             return db.changesCount > 0
@@ -151,7 +169,8 @@ extension SQLiteEventStore {
             id: row["id"], eventID: row["event_id"], automation: row["automation"],
             status: RunStatus(rawValue: row["status"]) ?? .pending, nextStep: row["next_step"], attempt: row["attempt"],
             dueAt: Date(timeIntervalSince1970: Double(row["due_at"] as Int64) / 1000), lastError: row["last_error"],
-            endpoint: row["endpoint"]
+            endpoint: row["endpoint"],
+            lease: (row["lease_owner"] as String?).map { Lease(owner: $0, token: row["lease_token"]) }
         )
     }
 }

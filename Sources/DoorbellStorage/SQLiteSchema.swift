@@ -54,7 +54,7 @@ enum SQLiteSchema {
                 """)
         }
         migrator.registerMigration("v3-run-ordering") { db in
-            // Runs sharing a key start in arrival (rowid) order, at most `concurrency_limit` at a time.
+            // Runs sharing a key start in arrival order (since v7 by `seq`), at most `concurrency_limit` at a time.
             try db.execute(sql: """
                 ALTER TABLE runs ADD COLUMN concurrency_key TEXT;
                 ALTER TABLE runs ADD COLUMN concurrency_limit INTEGER NOT NULL DEFAULT 1;
@@ -115,8 +115,26 @@ enum SQLiteSchema {
                 CREATE TABLE store_probe (id INTEGER PRIMARY KEY, written_at INTEGER NOT NULL);
                 """)
         }
+        migrator.registerMigration("v7-queue-contract") { db in
+            // Claims are fenced: each claim increments `lease_token`, and every transition names the
+            // token it was claimed with, so a worker whose lease was taken over changes nothing.
+            // `seq` is the queue's own arrival order, used by per-key ordering instead of `rowid`
+            // (which belongs to SQLite: VACUUM may renumber it in a table with a text primary key,
+            // and another backend has none). Existing runs keep the order they had.
+            try db.execute(sql: """
+                ALTER TABLE runs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE runs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+                UPDATE runs SET seq = rowid;
+                CREATE INDEX runs_seq ON runs (seq);
+                DROP INDEX runs_ordering;
+                CREATE INDEX runs_ordering ON runs (automation, concurrency_key, status, seq) WHERE concurrency_key IS NOT NULL;
+                """)
+        }
         return migrator
     }
+
+    /// The `seq` of a run being inserted: after every run stored (one writer, so never shared).
+    static let nextRunSequence = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM runs)"
 
     /// The schema a database holds, numbered by its newest migration (`v6-…` is 6), against this build's.
     struct Version: Equatable {

@@ -34,7 +34,9 @@ final class Deliverer: Sendable {
         self.publish = publish
     }
 
-    func deliver(_ record: RunRecord, owner: String) async throws {
+    /// Every store transition goes through `settle` (the worker's: storage errors retried as writes,
+    /// a lost lease ends the delivery with nothing more written or sent).
+    func deliver(_ record: RunRecord, lease: Lease, settle: (String, () async throws -> Transition) async -> Bool) async throws {
         guard let endpointID = record.endpoint else { return }
         // Built only when a line is logged.
         func metadata(_ extra: Logger.Metadata = [:]) -> Logger.Metadata {
@@ -43,13 +45,13 @@ final class Deliverer: Sendable {
         /// A delivery that cannot be attempted at all: recorded as a failed attempt, and dead.
         func bury(_ reason: String) async throws {
             let attempt = AttemptRecord(runID: record.id, endpoint: endpointID, startedAt: now(), status: nil, latencyMillis: 0, response: nil, error: reason)
-            _ = try await store.finishAttempt(attempt, outcome: .dead(failures: record.attempt + 1), owner: owner)
+            _ = await settle(record.id) { try await store.finishAttempt(attempt, outcome: .dead(failures: record.attempt + 1), lease: lease).transition }
         }
         guard let endpoint = directory.endpoint(id: endpointID) else {
             return try await bury("endpoint '\(endpointID)' no longer exists")
         }
         guard endpoint.enabled else {
-            try await store.pauseRun(runID: record.id, owner: owner, reason: "endpoint '\(endpointID)' disabled: \(endpoint.disabledReason ?? "by a person")")
+            _ = await settle(record.id) { try await store.pauseRun(runID: record.id, lease: lease, reason: "endpoint '\(endpointID)' disabled: \(endpoint.disabledReason ?? "by a person")") }
             return
         }
         let start = now()
@@ -58,7 +60,7 @@ final class Deliverer: Sendable {
             defer { breakers[endpointID] = breaker }
             return breaker.permit(now: start)
         }) {
-            try await store.deferRun(runID: record.id, owner: owner, until: until)
+            _ = await settle(record.id) { try await store.deferRun(runID: record.id, lease: lease, until: until) }
             return
         }
         // Allowed: this delivery may be a half-open circuit's probe. Every way out of here reports a
@@ -75,7 +77,7 @@ final class Deliverer: Sendable {
         if let until = limiter.acquire(endpointID, limit: endpoint.rateLimit, now: start) {
             // Not an attempt: nothing was sent. A half-open circuit's probe slot is given back.
             report(.handedBack)
-            try await store.deferRun(runID: record.id, owner: owner, until: until)
+            _ = await settle(record.id) { try await store.deferRun(runID: record.id, lease: lease, until: until) }
             return
         }
         guard let stored = try await store.event(id: record.eventID) else {
@@ -109,7 +111,14 @@ final class Deliverer: Sendable {
                 outcome = .dead(failures: failures)
             }
         }
-        let failingSince = try await store.finishAttempt(attempt, outcome: outcome, owner: owner)
+        var written = AttemptWrite(transition: .leaseLost, failingSince: nil)
+        let recorded = attempt
+        // Lease lost: another worker holds the delivery now; its own attempt decides what follows.
+        guard await settle(record.id, {
+            written = try await store.finishAttempt(recorded, outcome: outcome, lease: lease)
+            return written.transition
+        }) else { return }
+        let failingSince = written.failingSince
         switch outcome {
         case .delivered:
             logger.debug("delivered", metadata: metadata(["status": "\(result.status ?? 0)", "ms": "\(latency)"]))
