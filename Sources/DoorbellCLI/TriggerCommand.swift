@@ -37,8 +37,15 @@ struct TriggerCommand: AsyncParsableCommand {
     @Flag(help: "List the fixtures.")
     var list = false
 
+    @Flag(help: "With --list: print JSON instead of a table.")
+    var json = false
+
     func run() async throws {
         if list {
+            if json {
+                printJSON(Fixture.all.map { ["name": $0.name, "provider": $0.provider.rawValue, "summary": $0.summary] })
+                return
+            }
             for fixture in Fixture.all {
                 print("\(fixture.name.padding(38)) \(fixture.summary)")
             }

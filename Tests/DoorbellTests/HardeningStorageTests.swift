@@ -386,6 +386,8 @@ struct HardeningStorageTests {
             #expect(result.status == 0, "\(list): \(result.stderr)")
             #expect((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) is [Any], "\(list) --json prints a JSON list: \(result.stdout)")
         }
+        let fixtures = try JSONSerialization.jsonObject(with: Data(try ChildProcess.doorbell(["trigger", "--list", "--json"]).stdout.utf8)) as? [[String: String]]
+        #expect(fixtures?.contains { $0["name"] == "stripe payment_intent.succeeded" } == true, "trigger --list --json")
         let endpoints = try JSONSerialization.jsonObject(with: Data(try cli(["endpoints", "list", "--json"]).stdout.utf8)) as? [[String: Any]]
         #expect(endpoints?.first?["id"] as? String == "erp")
         #expect(endpoints?.first?["signing_secrets"] as? Int == 1)
