@@ -29,7 +29,9 @@ extension SQLiteEventStore: DeliveryStore {
             }
             for var endpoint in endpoints {
                 let stored = try Row.fetchOne(db, sql: "SELECT * FROM endpoints WHERE id = ?", arguments: [endpoint.id]).map(Self.endpoint)
-                if let stored {
+                if var stored {
+                    // A damaged secret is never carried over next to the file's own.
+                    if !endpoint.secrets.isEmpty { stored.secrets.removeAll { !EndpointSecret.looksValid($0.secret) } }
                     let current = stored.secrets.first { $0.expiresAt == nil }
                     if endpoint.secrets.isEmpty {
                         endpoint.secrets = stored.secrets  // generated earlier: keep it

@@ -271,7 +271,7 @@ extension HardeningOutboundTests {
         }
     }
 
-    @Test("an http step keeps a bounded output with truncated: true for a ~2 MiB answer, and a JSON answer whole")
+    @Test("an http step keeps a bounded output with truncated: true for a ~2 MiB answer, a JSON answer whole; an answer that never ends fails at the timeout")
     func httpStepTruncates() async throws {
         try await LargeAnswerReceiver.with { receiver in
             let config = """
@@ -288,15 +288,19 @@ extension HardeningOutboundTests {
                     steps:
                       - { id: large, http: { method: POST, url: "\(receiver.baseURL)/big/2097152" } }
                       - { id: report, http: { method: POST, url: "\(receiver.baseURL)/json/2000" } }
+                  - id: trickle
+                    on: ["open:stall"]
+                    steps:
+                      - { id: slow, http: { method: POST, url: "\(receiver.baseURL)/stall", timeout: 1s } }
                 """
             try await TestServer.with(config: config) { (server: TestServer) async throws in
                 let reply = try await post(server.baseURL + "/hooks/open", body: Array(#"{"type":"x"}"#.utf8), headers: [("Content-Type", "application/json")])
                 #expect(reply.status == 200)
                 #expect(try await eventually {
-                    let runs = try await server.store.runs(matching: RunQuery(deliveries: false, limit: 10))
+                    let runs = try await server.store.runs(matching: RunQuery(automation: "fetch", limit: 10))
                     return runs.count == 1 && [.succeeded, .dead].contains(runs[0].status)
                 })
-                let run = try #require(try await server.store.runs(matching: RunQuery(deliveries: false, limit: 10)).first)
+                let run = try #require(try await server.store.runs(matching: RunQuery(automation: "fetch", limit: 10)).first)
                 #expect(run.status == .succeeded, "\(run.lastError ?? "")")
                 let outputs = try await server.store.stepOutputs(runID: run.id)
                 let large = try #require(try JSONSerialization.jsonObject(with: Data((outputs["large"] ?? "").utf8)) as? [String: Any])
@@ -307,6 +311,13 @@ extension HardeningOutboundTests {
                 #expect(report["truncated"] as? Bool == false)
                 #expect((report["body"] as? [String: Any])?["ok"] as? Bool == true)
                 #expect(receiver.count("/big/2097152") == 1)
+
+                // 2xx, then a body that trickles for longer than the step's timeout: the step ends at
+                // its timeout (a retryable failure: half an answer is no output), instead of waiting.
+                _ = try await post(server.baseURL + "/hooks/open", body: Array(#"{"type":"stall"}"#.utf8), headers: [("Content-Type", "application/json")])
+                #expect(try await eventually(5) { try await server.store.runs(matching: RunQuery(automation: "trickle", limit: 1)).first?.status == .dead })
+                let stalled = try #require(try await server.store.runs(matching: RunQuery(automation: "trickle", limit: 1)).first)
+                #expect(stalled.lastError?.contains("timed out") == true, "\(stalled.lastError ?? "")")
             }
         }
     }
@@ -403,6 +414,34 @@ extension HardeningOutboundTests {
                 #expect(try await api(.POST, server.baseURL + "/api/v1/endpoints/shaky/enable").status == 200)
                 #expect(try await eventually(3) { try await DeliveryTests.deliveries(server, endpoint: "shaky").first?.status == .succeeded })
                 #expect(try await receiver.log().map(\.status) == [500, 500, 410, 200])
+            }
+        }
+    }
+}
+
+extension HardeningOutboundTests {
+    @Test("a damaged row of an endpoint from doorbell.yml is rewritten from the file at start, stays disabled until enabled, then delivers signed")
+    func damagedConfigEndpointRepairedByRestart() async throws {
+        let secret = newSecret()
+        try await WebhookReceiver.with(keys: [secret]) { receiver in
+            let folder = try TemporaryFolder.make()
+            let config = DeliveryTests.config(endpoints: "  - { id: erp, url: \"\(receiver.baseURL)/erp\", events: [\"order.*\"], secret: \"\(secret)\" }")
+            try await TestServer.with(config: config, directory: folder) { (server: TestServer) async throws in
+                #expect(try await server.store.endpoint(id: "erp")?.enabled == true)
+            }
+            try Self.sqlite(folder.appendingPathComponent("doorbell.db"), """
+                UPDATE endpoints SET secrets = '[{"secret":"whsec_AAAA"}]', events = '{' WHERE id = 'erp';
+                """)
+            try await TestServer.with(config: config, directory: folder) { (server: TestServer) async throws in
+                let shown = try await api(.GET, server.baseURL + "/api/v1/endpoints/erp")
+                #expect(shown.json["enabled"] as? Bool == false)
+                #expect((shown.json["disabled_reason"] as? String)?.contains("stored row damaged") == true)
+                #expect((shown.json["secrets"] as? [Any])?.count == 1, "the damaged secret is not carried over")
+                _ = try await DeliveryTests.publish(server, "order.created", ["n": 1])
+                #expect(try await eventually { try await DeliveryTests.deliveries(server, endpoint: "erp").first?.status == .paused })
+                #expect(try await api(.POST, server.baseURL + "/api/v1/endpoints/erp/enable").json["enabled"] as? Bool == true)
+                #expect(try await eventually { try await receiver.log("/erp").count == 1 })
+                #expect(try await receiver.log("/erp")[0].verified[secret] == true)
             }
         }
     }

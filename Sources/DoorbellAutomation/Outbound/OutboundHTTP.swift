@@ -73,7 +73,10 @@ public final class OutboundHTTP: Sendable {
         defer { checkIn(client) }
         let response = try await client.execute(routed, timeout: .milliseconds(Int64(timeout * 1000)))
         let body = await OutboundResponse.read(response.body, keep: keep, discardLimit: Self.discardLimit, until: deadline)
-        return OutboundResponse(status: Int(response.status.code), headers: response.headers, body: body.kept, received: body.received, ending: body.ending)
+        return OutboundResponse(
+            status: Int(response.status.code), headers: response.headers, body: body.kept, received: body.received, ending: body.ending,
+            keptWhole: body.ending == .complete || body.kept.count >= keep
+        )
     }
 
     /// A request on a pinned client ended; a client that left the pool meanwhile is closed now.

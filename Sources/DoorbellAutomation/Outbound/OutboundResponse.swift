@@ -26,12 +26,12 @@ public struct OutboundResponse: Sendable {
     /// Bytes received in all, kept or not.
     public var received: Int
     public var ending: Ending
+    /// Whether `body` holds all it was meant to: the whole answer, or the full `keep` bytes of a
+    /// longer one. False when reading stopped (deadline, broken connection) before that.
+    public var keptWhole: Bool
 
     /// Whether bytes were left out of `body` — discarded, or never received before reading stopped.
     public var truncated: Bool { received > body.count || ending != .complete }
-    /// Whether everything the receiver sent up to `keep` bytes is in `body`: the kept part is whole
-    /// even if the rest was cut short.
-    public var keptWhole: Bool { ending == .complete || received > body.count }
 
     /// Reads `body` (chunks of any async sequence of buffers) into the bound until `deadline`.
     static func read<Body: AsyncSequence & Sendable>(
