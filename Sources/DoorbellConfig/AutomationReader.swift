@@ -50,6 +50,7 @@ enum AutomationReader {
         guard let keys = reader.mapping(node, at: path, allowed: automationKeys) else { return nil }
         let before = reader.errors.count
         let id = keys["id"].flatMap { reader.nonEmptyString($0, at: "\(path).id") } ?? ""
+        if let problem = EventLimits.nameProblem(id) { reader.error("\(path).id", problem, keys["id"]) }
         if keys["id"] == nil { reader.error("\(path).id", "missing", node) }
         var patterns: [EventPattern] = []
         if let onNode = keys["on"], let list = reader.stringList(onNode, at: "\(path).on") {
@@ -91,6 +92,8 @@ enum AutomationReader {
     private static func readStep(_ node: Node, at path: String, index: Int, smtp: SMTPSettings?, _ reader: NodeReader) -> Step? {
         guard let keys = reader.mapping(node, at: path, allowed: ["id", "retry"] + stepKinds) else { return nil }
         let id = keys["id"].flatMap { reader.nonEmptyString($0, at: "\(path).id") } ?? "step\(index + 1)"
+        // A step id goes into the Idempotency-Key header and an emitted event's id: both have limits.
+        if let problem = EventLimits.nameProblem(id) { reader.error("\(path).id", problem, keys["id"]) }
         let kinds = stepKinds.filter { keys[$0] != nil }
         guard kinds.count == 1, let kind = kinds.first, let body = keys[kind] else {
             reader.error(path, kinds.isEmpty ? "a step needs one action: \(stepKinds.joined(separator: ", "))" : "a step has one action, found \(kinds.joined(separator: " and "))", node)

@@ -25,6 +25,18 @@ public enum EventLimits {
         return nil
     }
 
+    /// An automation or step id is at most 100 bytes: a step id becomes part of an `Idempotency-Key`
+    /// header and of an emitted event's provider id (`<run>-<step>`), which must stay within their limits.
+    public static let maxNameBytes = 100
+
+    /// Why `name` cannot be an automation or step id, or nil when it can (an empty id is reported
+    /// by the reader as missing).
+    public static func nameProblem(_ name: String) -> String? {
+        if name.utf8.count > maxNameBytes { return "an id must be at most \(maxNameBytes) bytes, found \(name.utf8.count)" }
+        if containsControl(name) { return "an id must not contain control characters (CR, LF, tab, NUL…)" }
+        return nil
+    }
+
     /// Why `name` cannot be an HTTP header name (RFC 9110 token characters), or nil when it can.
     public static func headerNameProblem(_ name: String) -> String? {
         if name.isEmpty { return "a header name must not be empty" }

@@ -264,7 +264,7 @@ struct HardeningServerInputTests {
             automations:
               - id: long
                 on: ["open:*"]
-                steps: [{ emit: { type: "\(String(repeating: "t", count: 300))" } }]
+                steps: [{ emit: { type: "\(String(repeating: "t", count: 300))" } }, { id: "a\\nb", emit: { type: ok } }]
             endpoints:
               - { id: erp, url: "https://erp.example/hooks", headers: { X-Tenant: "a\\r\\nX-Evil: 1" } }
             """)
@@ -272,6 +272,7 @@ struct HardeningServerInputTests {
         #expect(error.issues.contains { $0.path == "sources[1].event_type" && $0.message.contains("at most 200 bytes") })
         #expect(error.issues.contains { $0.path == "automations[0].steps[0].emit.type" && $0.message.contains("at most 200 bytes") })
         #expect(error.issues.contains { $0.path == "endpoints[0].headers" && $0.message.contains("CR, LF") })
+        #expect(error.issues.contains { $0.path == "automations[0].steps[1].id" && $0.message.contains("control characters") }, "\(error)")
         #expect(!error.description.contains(String(repeating: "x", count: 1000)), "the 10 MB value is not echoed back")
     }
 
