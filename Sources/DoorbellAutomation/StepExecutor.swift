@@ -66,7 +66,12 @@ struct StepExecutor: Sendable {
     private func runHTTP(_ http: HTTPStep, step: Step, _ input: StepInput) async throws -> [String: Any] {
         let url = try Templates.renderURL(http.url, input.context)
         var headers = HTTPHeaders()
-        for (name, value) in http.headers { headers.add(name: name, value: try Templates.render(value, input.context)) }
+        for (name, value) in http.headers {
+            let rendered = try Templates.render(value, input.context)
+            // The rule endpoint headers follow; a CR/LF from a webhook would otherwise fail every retry.
+            if let problem = EventLimits.headerValueProblem(rendered) { throw StepFailure("http.headers.\(name): \(problem)", retryable: false) }
+            headers.add(name: name, value: rendered)
+        }
         var body: [UInt8]?
         switch http.body {
         case .none: body = nil

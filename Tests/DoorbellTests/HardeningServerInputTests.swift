@@ -345,7 +345,7 @@ struct HardeningServerInputTests {
 
     // MARK: emit at run time
 
-    @Test("an emit step that renders an empty type fails for good instead of storing it")
+    @Test("an emit step that renders an empty type, or an http header with CR/LF from the body, fails for good")
     func emitEmptyType() async throws {
         let yaml = Self.config(extra: """
             retry: { schedule: [0s, 50ms, 50ms], jitter: 0 }
@@ -353,16 +353,26 @@ struct HardeningServerInputTests {
               - id: chain
                 on: ["open:*"]
                 steps: [{ id: next, emit: { type: "{{body.kind}}", data: { a: 1 } } }]
+              - id: call
+                on: ["open:*"]
+                steps: [{ id: post, http: { url: "http://127.0.0.1:9/x", headers: { X-Note: "{{body.note}}" } } }]
             """)
         try await TestServer.with(config: yaml) { (server: TestServer) async throws in
-            let reply = try await post(server.baseURL + "/hooks/open", body: Array(#"{"type":"ping"}"#.utf8), headers: [("Content-Type", "application/json")])
+            let reply = try await post(server.baseURL + "/hooks/open", body: Array(#"{"type":"ping","note":"a\r\nX-Evil: 1"}"#.utf8), headers: [("Content-Type", "application/json")])
             #expect(reply.status == 200)
             let eventID = try #require(reply.json["id"] as? String)
             let store = try #require(server.store as? any RunStore)
-            #expect(try await eventually { try await store.runs(eventID: eventID, limit: 1).first?.status == .dead })
-            let run = try #require(try await store.runs(eventID: eventID, limit: 1).first)
-            #expect(run.lastError?.contains("emit type") == true, "\(run.lastError ?? "")")
-            #expect(run.attempt <= 1, "not retried: the same data renders the same type")
+            #expect(try await eventually {
+                let runs = try await store.runs(eventID: eventID, limit: 5)
+                return runs.count == 2 && runs.allSatisfy { $0.status == .dead }
+            })
+            let runs = try await store.runs(eventID: eventID, limit: 5)
+            let emit = try #require(runs.first { $0.automation == "chain" })
+            #expect(emit.lastError?.contains("emit type") == true, "\(emit.lastError ?? "")")
+            #expect(emit.attempt <= 1, "not retried: the same data renders the same type")
+            let call = try #require(runs.first { $0.automation == "call" })
+            #expect(call.lastError?.contains("http.headers.X-Note") == true, "a CR/LF header value from the body fails for good: \(call.lastError ?? "")")
+            #expect(call.attempt <= 1)
             #expect(try await server.store.countEvents(matching: EventQuery()) == 1, "nothing was emitted")
         }
     }
