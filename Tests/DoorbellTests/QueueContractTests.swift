@@ -318,6 +318,34 @@ struct QueueContractTests {
         }
     }
 
+    @Test("renewals that keep failing: once the lease lapsed by the worker's clock the run is abandoned unwritten, then claimed again and finished")
+    func failedRenewalsAbandonTheRun() async throws {
+        try await Receiver.with { receiver in
+            receiver.hold("/first")
+            try await Self.withWorker(receiver: receiver, lease: 0.6) { store, planner, worker, lines in
+                let runID = try await Self.ingest(store, planner, worker)
+                #expect(try await eventually { receiver.requests("/first").count == 1 })
+                try await store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA query_only = 1") }
+                #expect(try await eventually { lines.count("lease renewal failed; retrying") >= 2 }, "a failed renewal is retried")
+                receiver.release("/first")
+
+                #expect(try await eventually { lines.contains("lease lost for run \(runID), abandoned", level: .warning) })
+                #expect(receiver.requests("/second").isEmpty, "no step after the lease lapsed")
+                #expect(try await store.stepOutputs(runID: runID).isEmpty, "nothing written for it")
+                let abandoned = try #require(try await store.run(id: runID))
+                #expect(abandoned.status == .running && abandoned.nextStep == 0)
+
+                // Storage is back: the run's lease has run out, so it is claimed again (a new claim,
+                // here by the same worker, which no longer has it in flight) and finishes.
+                try await store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA query_only = 0") }
+                #expect(try await eventually { try await store.run(id: runID)?.status == .succeeded })
+                #expect(receiver.requests("/first").count == 2, "the abandoned step ran again under the new claim (at least once)")
+                #expect(receiver.requests("/second").count == 1)
+                #expect(try await store.run(id: runID)?.attempt == 0)
+            }
+        }
+    }
+
     // MARK: held leases (no I/O)
 
     @Test("held leases: lapsed by the worker's clock or not renewed by the store means gone for good")
