@@ -306,6 +306,30 @@ struct HardeningServerInputTests {
         #expect(try ConfigLoader.parse(yaml: shared, directory: "/tmp", environment: [:]).automations.first?.retry.schedule == [0, 1])
     }
 
+    @Test("doorbell check (the real binary) lists a malformed template by path and refuses an alias bomb")
+    func checkCommand() throws {
+        let folder = try TemporaryFolder.make()
+        let broken = folder.appendingPathComponent("broken.yml")
+        try Self.config(extra: """
+            automations:
+              - { id: a, on: ["open:*"], steps: [{ id: call, http: { url: "https://crm.example/{{body.x" } }] }
+            """).write(to: broken, atomically: true, encoding: .utf8)
+        let result = try ChildProcess.doorbell(["check", "--config", broken.path])
+        #expect(result.status == 1)
+        #expect((result.stdout + result.stderr).contains("automations[0].steps[0].http.url: unclosed tag '{{body.x'"), "\(result.stdout)\(result.stderr)")
+
+        let bomb = folder.appendingPathComponent("bomb.yml")
+        let levels = "abcdefghi".map(String.init)
+        var lines = [#"a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]"#]
+        for (previous, name) in zip(levels, levels.dropFirst()) {
+            lines.append("\(name): &\(name) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ",") + "]")
+        }
+        try lines.joined(separator: "\n").write(to: bomb, atomically: true, encoding: .utf8)
+        let refused = try ChildProcess.doorbell(["check", "--config", bomb.path])
+        #expect(refused.status == 1)
+        #expect((refused.stdout + refused.stderr).contains("aliases"), "\(refused.stdout)\(refused.stderr)")
+    }
+
     // MARK: the API
 
     @Test("the API refuses wrong types, bad limits and CR/LF headers with 400 naming the field")
