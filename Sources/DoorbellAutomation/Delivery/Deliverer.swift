@@ -48,6 +48,8 @@ final class Deliverer: Sendable {
             _ = await settle(record.id) { try await store.finishAttempt(attempt, outcome: .dead(failures: record.attempt + 1), lease: lease).transition }
         }
         guard let endpoint = directory.endpoint(id: endpointID) else {
+            // Its circuit goes with it: the map holds only endpoints that still exist.
+            _ = breakers.withLock { $0.removeValue(forKey: endpointID) }
             return try await bury("endpoint '\(endpointID)' no longer exists")
         }
         guard endpoint.enabled else {
