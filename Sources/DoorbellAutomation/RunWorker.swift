@@ -186,6 +186,11 @@ public final class RunWorker: Service, Sendable {
                 backoff = min(backoff * 2, 2)
             }
         }
+        if Task.isCancelled && held.withLock({ $0.holds(runID, now: now()) }) {
+            // Stopped, not taken over: after its lease the run is claimed again, at this step.
+            logger.warning("run \(runID) stopped before its result was stored", metadata: ["run": "\(runID)"])
+            return false
+        }
         abandon(runID)
         return false
     }

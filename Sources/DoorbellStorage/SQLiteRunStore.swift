@@ -106,7 +106,7 @@ extension SQLiteEventStore {
             let (clause, arguments) = Self.filter(query)
             var all = arguments
             all += [query.limit]
-            return try Row.fetchAll(db, sql: "SELECT runs.* FROM runs JOIN events ON events.id = runs.event_id \(clause) ORDER BY runs.created_at DESC, runs.rowid DESC LIMIT ?", arguments: all).map(Self.runRecord)
+            return try Row.fetchAll(db, sql: "SELECT runs.* FROM runs JOIN events ON events.id = runs.event_id \(clause) ORDER BY runs.created_at DESC, runs.seq DESC LIMIT ?", arguments: all).map(Self.runRecord)
         }
     }
 
