@@ -243,13 +243,14 @@ struct QueueContractTests {
     }
 
     /// A worker on a fresh SQLite store, running until the body returns, its log lines recorded.
-    static func withWorker<T>(receiver: Receiver, lease: Double = 60, _ body: (SQLiteEventStore, EventPlanner, RunWorker, LogLines) async throws -> T) async throws -> T {
+    static func withWorker<T>(receiver: Receiver, lease: Double = 60, endpoints: [Endpoint] = [], _ body: (SQLiteEventStore, EventPlanner, RunWorker, LogLines) async throws -> T) async throws -> T {
         let folder = try TemporaryFolder.make()
         let configuration = try ConfigLoader.parse(yaml: workerConfig(receiver: receiver.baseURL), directory: folder.path, environment: [:])
         let store = try SQLiteEventStore(path: folder.appendingPathComponent("doorbell.db").path)
         let lines = LogLines()
         let logger = Logger(label: "queue-contract") { _ in lines.handler() }
-        let planner = EventPlanner(automations: configuration.automations, directory: EndpointDirectory([]), sources: configuration.sources)
+        for endpoint in endpoints { try await store.saveEndpoint(endpoint, now: Date()) }
+        let planner = EventPlanner(automations: endpoints.isEmpty ? configuration.automations : [], directory: EndpointDirectory(endpoints), sources: configuration.sources)
         let worker = RunWorker(store: store, planner: planner, filesDirectory: folder.appendingPathComponent("files").path, logger: logger, concurrency: 4, lease: lease, outbound: configuration.outbound, retry: configuration.retry)
         let running = Task { try await worker.run() }
         defer { running.cancel() }
@@ -288,6 +289,31 @@ struct QueueContractTests {
                 #expect(run.lease == other.lease && run.nextStep == 0 && run.status == .running)
                 // The node that holds it now carries on.
                 #expect(try await store.completeStep(runID: runID, stepID: "first", position: 0, output: "{}", finished: false, lease: try #require(other.lease), leaseUntil: later + 60) == .applied)
+            }
+        }
+    }
+
+    @Test("a delivery whose lease was taken over while it was being sent records no attempt")
+    func delivererAbandonsLostLease() async throws {
+        try await Receiver.with { receiver in
+            receiver.hold("/erp")
+            let endpoint = Endpoint(id: "erp", url: receiver.baseURL + "/erp", secrets: [.generate()])
+            try await Self.withWorker(receiver: receiver, endpoints: [endpoint]) { store, planner, worker, lines in
+                // A received event relayed to the endpoint (as `forward_to` plans it).
+                let deliveryID = try #require(try await Self.enqueue(store, [.delivery(to: "erp")], at: Date()).first)
+                worker.wake()
+                #expect(deliveryID.hasPrefix("dlv_"))
+                #expect(try await eventually { receiver.requests("/erp").count == 1 })
+                let later = Date().addingTimeInterval(61)
+                let other = try #require(try await store.claimDueRuns(owner: "node-b", limit: 10, now: later, leaseUntil: later + 60, excluding: []).first)
+                receiver.release("/erp")
+
+                #expect(try await eventually { lines.contains("lease lost for run \(deliveryID), abandoned", level: .warning) })
+                #expect(try await store.attempts(runID: deliveryID).isEmpty, "the stale attempt was not recorded")
+                #expect(try await store.run(id: deliveryID)?.lease == other.lease)
+                let attempt = AttemptRecord(runID: deliveryID, endpoint: "erp", startedAt: later, status: 200, latencyMillis: 1, response: nil, error: nil)
+                #expect(try await store.finishAttempt(attempt, outcome: .delivered, lease: try #require(other.lease)).transition == .applied)
+                #expect(try await store.run(id: deliveryID)?.status == .succeeded)
             }
         }
     }
