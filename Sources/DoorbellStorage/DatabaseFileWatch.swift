@@ -13,8 +13,10 @@ import Darwin
 ///
 /// Each watched path is held open by a descriptor of our own, so its inode cannot be freed and reused
 /// by a new file; a check compares `fstat` of that descriptor with `stat` of the path (a few
-/// microseconds, cheap enough for every group commit). The descriptors are closed only after SQLite
-/// has closed the database: closing any descriptor of a file drops the process's POSIX locks on it.
+/// microseconds, cheap enough for every group commit). Truncation shows as a smaller size, or, when
+/// writes have grown the file again since, as a header that is no longer there (the first bytes of
+/// a truncated file read back as zeros). The descriptors are closed only after SQLite has closed
+/// the database: closing any descriptor of a file drops the process's POSIX locks on it.
 final class DatabaseFileWatch: Sendable {
     private struct Watched {
         let path: String
@@ -22,7 +24,14 @@ final class DatabaseFileWatch: Sendable {
         /// The largest size seen. The main file only grows while we run (no auto-vacuum), and the
         /// WAL only shrinks at our own TRUNCATE checkpoint on close, so a smaller size is truncation.
         var largest: Int64
+        /// How the file must start once it is this long: SQLite's database header, or a WAL's magic.
+        let header: (length: Int, valid: @Sendable ([UInt8]) -> Bool)
     }
+
+    /// "SQLite format 3\0".
+    private static let databaseHeader: (Int, @Sendable ([UInt8]) -> Bool) = (16, { $0 == Array("SQLite format 3\0".utf8) })
+    /// 0x377f0682 or 0x377f0683, big-endian.
+    private static let walHeader: (Int, @Sendable ([UInt8]) -> Bool) = (4, { $0.count == 4 && $0[0] == 0x37 && $0[1] == 0x7f && $0[2] == 0x06 && ($0[3] == 0x82 || $0[3] == 0x83) })
 
     private let watched: Mutex<[Watched]>
     private let optional: [String]
@@ -48,26 +57,41 @@ final class DatabaseFileWatch: Sendable {
         }
     }
 
-    /// Nil while every watched file is the one opened and has not shrunk; otherwise what happened,
-    /// naming the file.
-    func check() -> String? {
+    /// What happened to a watched file.
+    struct Loss: Sendable, Equatable {
+        /// What happened, naming the file.
+        let description: String
+        /// The open file still holds everything committed (it was deleted or replaced, not cut
+        /// short), so a copy of it can be rescued.
+        let rescuable: Bool
+    }
+
+    /// Nil while every watched file is the one opened and has not shrunk; otherwise what happened.
+    func check() -> Loss? {
         for path in optional where !watched.withLock({ $0.contains { $0.path == path } }) { watch(path) }
         return watched.withLock { files in
             for index in files.indices {
                 let file = files[index]
                 var opened = stat()
                 var current = stat()
-                guard fstat(file.descriptor, &opened) == 0 else { return "cannot inspect \(file.path): \(String(cString: strerror(errno)))" }
+                guard fstat(file.descriptor, &opened) == 0 else { return Loss(description: "cannot inspect \(file.path): \(String(cString: strerror(errno)))", rescuable: false) }
                 if stat(file.path, &current) != 0 {
                     let reason = errno == ENOENT ? "was deleted" : "cannot be inspected: \(String(cString: strerror(errno)))"
-                    return "the database file \(file.path) \(reason) while the server was running"
+                    return Loss(description: "the database file \(file.path) \(reason) while the server was running", rescuable: errno == ENOENT)
                 }
                 if current.st_ino != opened.st_ino || current.st_dev != opened.st_dev {
-                    return "the database file \(file.path) was replaced by another file while the server was running"
+                    return Loss(description: "the database file \(file.path) was replaced by another file while the server was running", rescuable: true)
                 }
                 let size = Int64(opened.st_size)
                 if size < file.largest {
-                    return "the database file \(file.path) was truncated from \(file.largest) to \(size) bytes while the server was running"
+                    return Loss(description: "the database file \(file.path) was truncated from \(file.largest) to \(size) bytes while the server was running", rescuable: false)
+                }
+                if size >= file.header.length {
+                    var bytes = [UInt8](repeating: 0, count: file.header.length)
+                    let read = bytes.withUnsafeMutableBytes { pread(file.descriptor, $0.baseAddress, file.header.length, 0) }
+                    if read == file.header.length, !file.header.valid(bytes) {
+                        return Loss(description: "the database file \(file.path) was truncated (its header is gone) while the server was running", rescuable: false)
+                    }
                 }
                 files[index].largest = size
             }
@@ -80,6 +104,7 @@ final class DatabaseFileWatch: Sendable {
         guard descriptor >= 0 else { return }
         var status = stat()
         let size = fstat(descriptor, &status) == 0 ? Int64(status.st_size) : 0
-        watched.withLock { $0.append(Watched(path: path, descriptor: descriptor, largest: size)) }
+        let header = path.hasSuffix("-wal") ? Self.walHeader : Self.databaseHeader
+        watched.withLock { $0.append(Watched(path: path, descriptor: descriptor, largest: size, header: header)) }
     }
 }

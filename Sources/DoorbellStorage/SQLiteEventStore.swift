@@ -56,7 +56,10 @@ public final class SQLiteEventStore: EventStore, RunStore {
         self.path = path
         self.access = access
         self.logger = logger
-        let monitor = StoreMonitor(watch: access == .server ? DatabaseFileWatch(path: path, companions: [path + "-wal"]) : nil, logger: logger)
+        let monitor = StoreMonitor(watch: access == .server ? DatabaseFileWatch(path: path, companions: [path + "-wal"]) : nil, logger: logger) { [pool, logger] loss in
+            guard loss.rescuable else { return }
+            Task { await SQLiteEventStore.rescue(pool, path: path, logger: logger) }
+        }
         self.monitor = monitor
         self.writes = GroupCommit { items in
             // Never commit into a file that is no longer the one at the path: nobody would find it.
@@ -260,6 +263,20 @@ public final class SQLiteEventStore: EventStore, RunStore {
         }
         try pool.close()
         monitor.stop()
+    }
+
+    /// After the database file was deleted or replaced, the open connection still reads the old
+    /// one: copy it (`VACUUM INTO`, a consistent snapshot of everything committed, so every event
+    /// ever acknowledged) to `<path>.rescued-<milliseconds>` beside it, for the operator to put back.
+    static func rescue(_ pool: DatabasePool, path: String, logger: Logger) async {
+        let target = "\(path).rescued-\(Date().millis)"
+        do {
+            try await pool.writeWithoutTransaction { db in try db.execute(sql: "VACUUM INTO ?", arguments: [target + ".partial"]) }
+            try FileManager.default.moveItem(atPath: target + ".partial", toPath: target)
+            logger.critical("copied everything the lost database held to \(target): stop doorbell, put that file at \(path) and start doorbell again")
+        } catch {
+            logger.critical("could not copy the lost database to \(target): \(error)")
+        }
     }
 
     private static func filter(_ query: EventQuery) -> (String, StatementArguments) {

@@ -44,10 +44,13 @@ final class StoreMonitor: Sendable {
     private let health = Mutex(StoreHealth())
     private let watch: DatabaseFileWatch?
     private let logger: Logger
+    /// Called once, when the loss is first noticed (the store rescues a copy).
+    private let onFileLost: @Sendable (DatabaseFileWatch.Loss) -> Void
 
-    init(watch: DatabaseFileWatch?, logger: Logger) {
+    init(watch: DatabaseFileWatch?, logger: Logger, onFileLost: @escaping @Sendable (DatabaseFileWatch.Loss) -> Void = { _ in }) {
         self.watch = watch
         self.logger = logger
+        self.onFileLost = onFileLost
     }
 
     /// Throws when the file is gone (noticed now or earlier): nothing may be committed.
@@ -85,10 +88,11 @@ final class StoreMonitor: Sendable {
     /// The file problem with advice, checking the files now unless one was already found.
     private func checkFile() -> String? {
         if let known = health.withLock({ $0.fileProblem == nil ? nil : $0.unavailableReason }) { return known }
-        guard let problem = watch?.check() else { return nil }
-        let (first, reason) = health.withLock { health in (health.fileLost(problem), health.unavailableReason ?? problem) }
+        guard let loss = watch?.check() else { return nil }
+        let (first, reason) = health.withLock { health in (health.fileLost(loss.description), health.unavailableReason ?? loss.description) }
         if first {
-            logger.critical("\(problem). Refusing every write (503) until restarted: reopening would start an empty database. Restore the file (e.g. from doorbell backup) and restart doorbell.")
+            logger.critical("\(loss.description). Refusing every write (503) until restarted: reopening would start an empty database. Restore the file (e.g. from doorbell backup) and restart doorbell.")
+            onFileLost(loss)
         }
         return reason
     }

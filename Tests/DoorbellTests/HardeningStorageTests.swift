@@ -195,6 +195,11 @@ struct HardeningStorageTests {
 
     enum FileFault: String, CaseIterable, Sendable {
         case deleted, replaced, truncated
+        /// Truncated, then grown past its old size (as later writes would): only the header shows it.
+        case truncatedThenGrown
+
+        /// The word `/readyz` uses for it.
+        var word: String { self == .truncatedThenGrown ? "truncated" : rawValue }
     }
 
     @Test("the database file deleted, replaced or truncated under load: 503 from then on, /readyz 503, and what was acknowledged before was committed", arguments: FileFault.allCases)
@@ -220,6 +225,7 @@ struct HardeningStorageTests {
             let faulted = Flag()
             let afterFault = Acknowledged()
             let startedAfterFault = Acknowledged()
+            let answered200 = Acknowledged()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 let next = Counter()
                 for _ in 0..<8 {
@@ -229,6 +235,7 @@ struct HardeningStorageTests {
                             let id = "during_\(index)"
                             let body = TestFixtures.stripeEvent(id: id)
                             let reply = try await post(url, body: body, headers: TestFixtures.stripeHeaders(body, secret: TestConfigs.stripeSecret))
+                            if reply.status == 200 { _ = answered200.add(id) }
                             guard late else { continue }
                             _ = startedAfterFault.add(id)
                             if reply.status != 503 { _ = afterFault.add("\(id): \(reply.status)") }
@@ -246,7 +253,22 @@ struct HardeningStorageTests {
             #expect(afterFault.count == 0, "requests started after the file was \(fault.rawValue) must all be 503: \(afterFault.ids.sorted().prefix(5))")
             let ready = try await get("\(server.baseURL)/readyz")
             #expect(ready.status == 503)
-            #expect(ready.body.contains(fault.rawValue), "readyz names what happened: \(ready.body)")
+            #expect(ready.body.contains(fault.word), "readyz names what happened: \(ready.body)")
+
+            // Deleted or replaced, the open file still holds everything: the server copies it beside
+            // the path, and that copy holds every event ever answered 200.
+            guard fault == .deleted || fault == .replaced else { return }
+            var rescued: URL?
+            for _ in 0..<200 where rescued == nil {
+                rescued = try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)
+                    .first { $0.lastPathComponent.hasPrefix("doorbell.db.rescued-") && !$0.lastPathComponent.hasSuffix(".partial") }
+                if rescued == nil { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            let rescuedURL = try #require(rescued, "a rescued copy is written beside the lost file")
+            let rescuedStore = try SQLiteEventStore(path: rescuedURL.path, access: .readOnly)
+            let held = Set(try await rescuedStore.events(matching: EventQuery(limit: 10_000)).compactMap(\.event.providerID))
+            try await rescuedStore.close()
+            #expect(before.ids.union(answered200.ids).isSubset(of: held), "acknowledged but not in the rescued copy: \(before.ids.union(answered200.ids).subtracting(held).sorted().prefix(5))")
         }
     }
 
@@ -473,6 +495,9 @@ extension HardeningStorageTests.FileFault {
             _ = rename(other.path, database.path)
         case .truncated:
             _ = truncate(database.path + "-wal", 0)
+        case .truncatedThenGrown:
+            _ = truncate(database.path + "-wal", 0)
+            _ = truncate(database.path + "-wal", 64 << 20)
         }
     }
 }
