@@ -348,7 +348,7 @@ struct QueueContractTests {
     func failedRenewalsAbandonTheRun() async throws {
         try await Receiver.with { receiver in
             receiver.hold("/first")
-            try await Self.withWorker(receiver: receiver, lease: 0.6) { store, planner, worker, lines in
+            try await Self.withWorker(receiver: receiver, lease: 1.5) { store, planner, worker, lines in
                 let runID = try await Self.ingest(store, planner, worker)
                 #expect(try await eventually { receiver.requests("/first").count == 1 })
                 try await store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA query_only = 1") }
