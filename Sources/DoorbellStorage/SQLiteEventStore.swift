@@ -6,8 +6,10 @@ import Synchronization
 
 /// The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`, so a commit is on
 /// disk when it returns. Ingests and the worker's transitions are group-committed together: SQLite
-/// has one writer, so one batcher feeding it means one fsync for everything that is waiting. Each
-/// item of a batch has its own savepoint, so one bad item fails alone and the rest commit.
+/// has one writer, so one batcher feeding it means one fsync for everything that is waiting. A batch
+/// that fails is tried again with a savepoint per item, so one bad item fails alone and the rest
+/// commit. The server's store watches its file (`DatabaseFileWatch`) and acknowledges nothing once
+/// the file was deleted, replaced or truncated.
 public final class SQLiteEventStore: EventStore, RunStore {
     let pool: DatabasePool
     /// The database file.

@@ -15,7 +15,7 @@ struct StoreHealth: Sendable, Equatable {
 
     /// Why the store cannot acknowledge writes now; nil when it can.
     var unavailableReason: String? {
-        if let fileProblem { return fileProblem + "; restore the database file (doorbell backup makes copies) and restart doorbell" }
+        if let fileProblem { return fileProblem + "; put the database file back (a rescued copy beside it, or a backup) and restart doorbell" }
         if let writeFailure { return "the last write failed: \(writeFailure)" }
         return nil
     }

@@ -1,5 +1,5 @@
 import DoorbellCore
-import DoorbellStorage
+@testable import DoorbellStorage
 import Foundation
 import Logging
 import Testing
@@ -49,6 +49,21 @@ struct HardeningStorageTests {
         #expect(try await store.countEvents(matching: EventQuery(type: "bad")) == 0)
         try await store.checkReady()  // a bad item is not a storage failure
         try await store.close()
+    }
+
+    @Test("store health as a value: a failed write passes with the next success; a lost file stays lost")
+    func storeHealthStates() {
+        var health = StoreHealth()
+        #expect(health.unavailableReason == nil)
+        health.writeFailed("disk full")
+        #expect(health.unavailableReason == "the last write failed: disk full")
+        health.writeSucceeded()
+        #expect(health.unavailableReason == nil, "a write that commits makes the store ready again")
+        let first = health.fileLost("the database file x was deleted")
+        let second = health.fileLost("the database file x was replaced")
+        #expect(first && !second, "reported once")
+        health.writeSucceeded()
+        #expect(health.unavailableReason?.hasPrefix("the database file x was deleted; put the database file back") == true, "nothing clears a lost file")
     }
 
     // MARK: retention
