@@ -155,6 +155,30 @@ struct QueueContractTests {
         try await store.close()
     }
 
+    @Test("per-key order with limit 3: at most three of a key hold a lease, the next starts when one finishes, all in sequence order", arguments: StoreBackend.all)
+    func perKeyOrderLimitThree(_ backend: StoreBackend) async throws {
+        let store = try backend.open()
+        var keyed: [String] = []
+        for index in 0..<6 {
+            keyed += try await Self.enqueue(store, [PlannedRun(automation: "sync", concurrencyKey: "shop_1", concurrencyLimit: 3)], at: Self.t0 + Double(index) * 0.001)
+        }
+        let now = Self.t0 + 1
+        // A claim starts the earliest waiting run of a key (the next one waits for it to start), so
+        // the key's three slots fill over successive claims, in order.
+        var running: [RunRecord] = []
+        for _ in 0..<3 {
+            running += try await store.claimDueRuns(owner: "node-a", limit: 10, now: now, leaseUntil: now + 30, excluding: [])
+        }
+        #expect(running.map(\.id) == Array(keyed[0..<3]))
+        #expect(try await store.claimDueRuns(owner: "node-b", limit: 10, now: now, leaseUntil: now + 30, excluding: []).isEmpty, "three hold a lease: the fourth waits")
+        try #require(running.count == 3)
+        #expect(try await store.completeStep(runID: running[1].id, stepID: "s", position: 0, output: "{}", finished: true, lease: try #require(running[1].lease), leaseUntil: now) == .applied)
+        let next = try await store.claimDueRuns(owner: "node-b", limit: 10, now: now, leaseUntil: now + 30, excluding: [])
+        #expect(next.map(\.id) == [keyed[3]])
+        #expect(try await store.claimDueRuns(owner: "node-b", limit: 10, now: now, leaseUntil: now + 30, excluding: []).isEmpty)
+        try await store.close()
+    }
+
     @Test("per-key order follows the sequence column, not SQLite's rowid")
     func perKeyOrderIgnoresRowid() async throws {
         let folder = try TemporaryFolder.make()
