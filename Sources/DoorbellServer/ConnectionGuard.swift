@@ -1,5 +1,6 @@
 import DoorbellConfig
 import HummingbirdCore
+import Logging
 import NIOCore
 import NIOHTTPTypes
 
@@ -11,8 +12,11 @@ struct ConnectionLimits: Sendable {
     var bodyTimeout: TimeAmount
     /// After a graceful shutdown begins, how long an open request may still take.
     var shutdownGrace: TimeAmount
+    /// Where cut-off connections are noted (debug: a slowloris attack would flood anything louder).
+    var logger: Logger
 
-    init(_ settings: ServerSettings) {
+    init(_ settings: ServerSettings, logger: Logger) {
+        self.logger = logger
         self.headerTimeout = .configured(settings.headerTimeout)
         self.bodyTimeout = .configured(settings.bodyTimeout)
         self.shutdownGrace = .configured(settings.shutdownGrace)
@@ -86,12 +90,14 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
 
     private var state: RequestDeadlineState
     private let shutdownGrace: TimeAmount
+    private let logger: Logger
     private var deadline: Scheduled<Void>?
     private var shutdownDeadline: Scheduled<Void>?
 
     init(_ limits: ConnectionLimits) {
         self.state = RequestDeadlineState(limits: .init(header: limits.headerTimeout, body: limits.bodyTimeout))
         self.shutdownGrace = limits.shutdownGrace
+        self.logger = limits.logger
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -121,7 +127,8 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent, shutdownDeadline == nil {
             // Hummingbird closes idle connections now and waits for busy ones; this bounds the wait.
-            shutdownDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: shutdownGrace) {
+            shutdownDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: shutdownGrace) { [logger] in
+                logger.notice("closing a connection still busy after shutdown_grace", metadata: ["peer": "\(context.channel.remoteAddress?.ipAddress ?? "?")"])
                 context.close(promise: nil)
             }
         }
@@ -149,6 +156,11 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
 
     private func expired(_ context: ChannelHandlerContext) {
         deadline = nil
+        if state.reading != .nothing {
+            logger.debug("connection cut off", metadata: [
+                "reason": "\(state.reading == .head ? "header_timeout" : "body_timeout")", "peer": "\(context.channel.remoteAddress?.ipAddress ?? "?")",
+            ])
+        }
         switch state.reading {
         case .nothing: return
         case .head:

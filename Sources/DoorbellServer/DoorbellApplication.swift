@@ -54,7 +54,7 @@ public enum DoorbellApplication {
             )
         }
         let server = configuration.server
-        let limits = ConnectionLimits(server)
+        let limits = ConnectionLimits(server, logger: logger)
         HeapPolicy.returnLargeBlocks()
         return Application(
             router: router,
