@@ -2,11 +2,11 @@ import DoorbellStorage
 import Foundation
 
 /// The claims a worker has in flight and until when each lease lasts by the worker's own clock.
-/// A value: the worker keeps it behind a lock and asks it, before every step and every write,
-/// whether it still holds the run. A lease is gone when the store says so (a transition answered
-/// `.leaseLost`, a renewal left the run out) or when its time ran out locally — renewals kept
-/// failing, so another worker may already have claimed the run. Once gone it stays gone: the run is
-/// abandoned and nothing more is written for it.
+/// A value: the worker keeps it behind a lock and asks it, before every step, whether it still
+/// holds the run. A lease is gone when the store says so (a transition answered `.leaseLost`, a
+/// renewal left the run out) — then nothing more is written for the run — or when its time ran
+/// out locally (renewals kept failing, so another worker may already have claimed the run) — then
+/// no further step starts, and only a write the store's fence accepts can extend it again.
 struct HeldLeases: Sendable {
     private struct Held: Sendable {
         var lease: Lease
@@ -36,6 +36,17 @@ struct HeldLeases: Sendable {
 
     mutating func lost(_ runID: String) {
         held[runID]?.lost = true
+    }
+
+    /// Whether the store has said the lease is gone (a lapse by the local clock alone is not that).
+    func isLost(_ runID: String) -> Bool {
+        held[runID]?.lost ?? true
+    }
+
+    /// A transition the store applied under `lease` also extended it to `until`.
+    mutating func extended(_ runID: String, lease: Lease, until: Date) {
+        guard let entry = held[runID], entry.lease == lease, !entry.lost else { return }
+        held[runID]?.until = max(entry.until, until)
     }
 
     /// The leases worth renewing at `now`: those still held. One that lapsed locally is not renewed

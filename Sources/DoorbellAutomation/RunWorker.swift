@@ -169,27 +169,31 @@ public final class RunWorker: Service, Sendable {
         logger.warning("lease lost for run \(runID), abandoned", metadata: ["run": "\(runID)"])
     }
 
-    /// Writes a transition of a held run. The work it records is done, so a storage error repeats
-    /// only the write (with backoff from 50 ms to 2 s): the step is neither run again nor counted as
-    /// a failed attempt. Bounded by the lease: once it has lapsed by this worker's clock (renewals
-    /// fail too while storage is down) the run is abandoned, and after its lease another claim
-    /// resumes it at this step. Returns whether the transition applied; when not, the run is abandoned.
+    /// Writes a transition of a held run. The store's fence decides whether it applies, so it is
+    /// tried even when the lease lapsed by this worker's clock (a clock jump, a suspended VM): if
+    /// nobody claimed the run meanwhile, the finished work is kept instead of repeated. It is not
+    /// tried when the store already said the lease is gone. The work it records is done, so a
+    /// storage error repeats only the write (backoff 50 ms to 2 s): the step is neither run again
+    /// nor counted as a failed attempt — until the lease lapses locally (renewals fail too while
+    /// storage is down); then the run is abandoned, and after its lease another claim resumes it
+    /// at this step. Returns whether the transition applied; when not, the run is abandoned.
     func settle(_ runID: String, _ write: () async throws -> Transition) async -> Bool {
         var backoff = 0.05
-        while held.withLock({ $0.holds(runID, now: now()) }) && !Task.isCancelled {
+        while !held.withLock({ $0.isLost(runID) }) {
             do {
                 if try await write() == .applied { return true }
                 break
             } catch {
+                guard held.withLock({ $0.holds(runID, now: now()) }) else { break }
+                if Task.isCancelled {
+                    // Stopped, not taken over: after its lease the run is claimed again, at this step.
+                    logger.warning("run \(runID) stopped before its result was stored", metadata: ["run": "\(runID)"])
+                    return false
+                }
                 logger.error("storing run \(runID) failed; retrying the write", metadata: ["run": "\(runID)", "in": "\(backoff) s", "error": "\(error)"])
                 try? await Task.sleep(for: .milliseconds(Int64(backoff * 1000)))
                 backoff = min(backoff * 2, 2)
             }
-        }
-        if Task.isCancelled && held.withLock({ $0.holds(runID, now: now()) }) {
-            // Stopped, not taken over: after its lease the run is claimed again, at this step.
-            logger.warning("run \(runID) stopped before its result was stored", metadata: ["run": "\(runID)"])
-            return false
         }
         abandon(runID)
         return false
@@ -253,9 +257,12 @@ public final class RunWorker: Service, Sendable {
                     outputs[step.id] = done.output
                     action = progress.record(.succeeded, stepCount: automation.steps.count, policy: step.retry ?? automation.retry)
                     let finished = action == .finished
+                    let leaseUntil = now().addingTimeInterval(self.lease)
                     guard await settle(record.id, {
-                        try await store.completeStep(runID: record.id, stepID: step.id, position: index, output: done.json, finished: finished, lease: lease, leaseUntil: now().addingTimeInterval(self.lease))
+                        try await store.completeStep(runID: record.id, stepID: step.id, position: index, output: done.json, finished: finished, lease: lease, leaseUntil: leaseUntil)
                     }) else { return }
+                    // Applied under our claim, which it extended: the lease holds until then.
+                    held.withLock { $0.extended(record.id, lease: lease, until: leaseUntil) }
                     logger.debug("step succeeded", metadata: runMetadata(["step": "\(step.id)"]))
                 case .failure(let error):
                     let failure = error as? StepFailure ?? StepFailure("\(error)", retryable: true)

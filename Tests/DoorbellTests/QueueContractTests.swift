@@ -398,7 +398,7 @@ struct QueueContractTests {
 
     // MARK: held leases (no I/O)
 
-    @Test("held leases: lapsed by the worker's clock or not renewed by the store means gone for good")
+    @Test("held leases: not renewed by the store means gone for good; lapsed by the worker's clock stops the next step until a fenced write extends it")
     func heldLeases() {
         var held = HeldLeases()
         let a = Lease(owner: "w", token: 1), b = Lease(owner: "w", token: 7)
@@ -407,11 +407,19 @@ struct QueueContractTests {
         #expect(held.inFlight == ["run_a", "run_b"])
         #expect(held.holds("run_a", now: Self.t0 + 29))
         #expect(!held.holds("run_a", now: Self.t0 + 30), "lapsed locally")
+        #expect(!held.isLost("run_a"), "lapsed is not lost: a fenced write may still land")
         #expect(held.renewable(now: Self.t0 + 30).isEmpty, "a lapsed lease is not renewed")
         // A renewal at t0+10 extends run_a; the store left run_b out: lost.
         held.renewed(["run_a": a, "run_b": b], extended: ["run_a"], until: Self.t0 + 70)
         #expect(held.holds("run_a", now: Self.t0 + 60))
         #expect(!held.holds("run_b", now: Self.t0 + 11))
+        #expect(held.isLost("run_b"))
+        held.extended("run_b", lease: b, until: Self.t0 + 200)
+        #expect(!held.holds("run_b", now: Self.t0 + 11), "lost stays lost")
+        held.extended("run_a", lease: Lease(owner: "w", token: 2), until: Self.t0 + 200)
+        #expect(!held.holds("run_a", now: Self.t0 + 100), "another claim's write does not extend this one")
+        held.extended("run_a", lease: a, until: Self.t0 + 200)
+        #expect(held.holds("run_a", now: Self.t0 + 100), "a write applied under the claim extended it")
         #expect(held.inFlight == ["run_a", "run_b"], "still in flight until its execution returns")
         held.released("run_b")
         #expect(held.inFlight == ["run_a"])
