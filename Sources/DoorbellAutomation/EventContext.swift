@@ -50,8 +50,10 @@ public struct AutomationMatcher: Sendable {
             if parsed == nil { parsed = EventContext.make(event) }
             return parsed!
         }
+        // One regex budget for the whole event: many conditions cannot add up to a long stall.
+        let budget = RegexBudget()
         return candidates.compactMap { automation in
-            if let condition = automation.condition, !condition.evaluate(context()) { return nil }
+            if let condition = automation.condition, !condition.evaluate(context(), budget: budget) { return nil }
             guard let rule = automation.concurrency else { return PlannedRun(automation: automation.id) }
             // A key that does not render (a template error) still orders: all such runs share "".
             let key = (try? Templates.render(rule.key, context())) ?? ""
