@@ -24,7 +24,7 @@ public enum ConfigLoader {
     public static func parse(yaml: String, file: String = "doorbell.yml", directory: String, environment: [String: String]) throws -> Configuration {
         guard AliasBudget.fits(yaml) else {
             throw ConfigError(file: file, issues: [ConfigIssue(
-                path: "", message: "the file expands to more than \(AliasBudget.maxNodes) values; YAML aliases (*name) that repeat anchors of anchors (a \"billion laughs\") are refused"
+                path: "", message: "the file expands to more than \(AliasBudget.maxNodes) values or \(AliasBudget.maxBytes >> 20) MiB of text; YAML aliases (*name) that repeat anchors of anchors (a \"billion laughs\") are refused"
             )])
         }
         let root: Node?
@@ -107,13 +107,13 @@ public enum ConfigLoader {
         let timeouts = ["header_timeout", "body_timeout", "idle_timeout", "shutdown_grace"]
         guard let keys = reader.mapping(node, at: "server", allowed: ["listen", "public_url", "trusted_proxies", "max_connections"] + timeouts) else { return nil }
         var settings = ServerSettings()
-        let fields: [String: WritableKeyPath<ServerSettings, Double>] = [
+        let fields: [String: WritableKeyPath<ServerSettings, Duration>] = [
             "header_timeout": \.headerTimeout, "body_timeout": \.bodyTimeout, "idle_timeout": \.idleTimeout, "shutdown_grace": \.shutdownGrace,
         ]
         for key in timeouts {
             guard let valueNode = keys[key], let text = reader.string(valueNode, at: "server.\(key)") else { continue }
             if let seconds = Units.parseDuration(text), seconds >= 0.1, seconds <= 3600 {
-                settings[keyPath: fields[key]!] = seconds
+                settings[keyPath: fields[key]!] = .milliseconds(Int64((seconds * 1000).rounded()))
             } else {
                 reader.error("server.\(key)", "expected a duration between 100ms and 1h such as 10s, found '\(text)'", valueNode)
             }

@@ -64,23 +64,26 @@ public struct ServerSettings: Sendable, Equatable {
     public var publicURL: String?
     /// Reverse proxies whose `X-Forwarded-For` is believed; from anyone else it is ignored.
     public var trustedProxies: [String]
-    /// Seconds from a request's first byte until its headers must be complete (`header_timeout`);
-    /// a slow or stalled client (slowloris) is answered 408 and disconnected.
-    public var headerTimeout: Double
-    /// Seconds from a request's headers until its body must be complete (`body_timeout`); a body
-    /// that trickles or never ends is cut off.
-    public var bodyTimeout: Double
-    /// Seconds a connection may wait for its next request (`idle_timeout`) before it is closed.
-    public var idleTimeout: Double
-    /// Connections served at once (`max_connections`); more wait in the listen backlog until one closes.
-    public var maxConnections: Int
-    /// Seconds a graceful shutdown waits for open requests (`shutdown_grace`) before it closes their
-    /// connections, so a client holding a request open cannot hold up SIGTERM.
-    public var shutdownGrace: Double
+    /// From a request's first byte until its headers must be complete (`header_timeout`); a slow
+    /// or stalled client (slowloris) is answered 408 and disconnected.
+    public var headerTimeout: Duration
+    /// From a request's headers until its body must be complete (`body_timeout`); a body that
+    /// trickles or never ends is cut off.
+    public var bodyTimeout: Duration
+    /// How long a connection may wait for its next request (`idle_timeout`) before it is closed.
+    public var idleTimeout: Duration
+    /// Connections served at once (`max_connections`); more wait in the listen backlog until one
+    /// closes. Nil: decided at start from the open-file limit (`ConnectionBudget`), so the cap
+    /// applies before the process runs out of descriptors.
+    public var maxConnections: Int?
+    /// How long a graceful shutdown waits for open requests (`shutdown_grace`) before it closes
+    /// their connections, so a client holding a request open cannot hold up SIGTERM.
+    public var shutdownGrace: Duration
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, publicURL: String? = nil, trustedProxies: [String] = [],
-        headerTimeout: Double = 10, bodyTimeout: Double = 60, idleTimeout: Double = 60, maxConnections: Int = 1024, shutdownGrace: Double = 10
+        headerTimeout: Duration = .seconds(10), bodyTimeout: Duration = .seconds(60), idleTimeout: Duration = .seconds(60),
+        maxConnections: Int? = nil, shutdownGrace: Duration = .seconds(10)
     ) {
         self.host = host
         self.port = port

@@ -17,15 +17,10 @@ struct ConnectionLimits: Sendable {
 
     init(_ settings: ServerSettings, logger: Logger) {
         self.logger = logger
-        self.headerTimeout = .configured(settings.headerTimeout)
-        self.bodyTimeout = .configured(settings.bodyTimeout)
-        self.shutdownGrace = .configured(settings.shutdownGrace)
+        self.headerTimeout = TimeAmount(settings.headerTimeout)
+        self.bodyTimeout = TimeAmount(settings.bodyTimeout)
+        self.shutdownGrace = TimeAmount(settings.shutdownGrace)
     }
-}
-
-extension TimeAmount {
-    /// A duration from the config (seconds, fractions allowed).
-    static func configured(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64(seconds * 1e9)) }
 }
 
 /// Which part of a request a connection is waiting for, and so which deadline applies. A value, so
@@ -46,7 +41,21 @@ struct RequestDeadlineState: Equatable {
         case disarm
     }
 
+    /// What to do when the armed deadline passes.
+    enum Expiry: Equatable {
+        /// Nothing is being read (the deadline was stale).
+        case ignore
+        /// Answer 408 and close: nothing is owed on the connection, so the 408 cannot land inside
+        /// or in place of another response.
+        case timeoutAndClose
+        /// Just close: a body is half read, or an earlier request (pipelined) still awaits its
+        /// response, which a 408 written now would interleave with or stand in for.
+        case close
+    }
+
     private(set) var reading = Reading.nothing
+    /// Requests whose head arrived and whose response has not been written in full.
+    private(set) var responsesOwed = 0
     let limits: Limits
 
     /// The two timeouts, without the rest of `ConnectionLimits`.
@@ -66,10 +75,25 @@ struct RequestDeadlineState: Equatable {
         return .arm(limits.header)
     }
 
-    /// A request's headers are complete: its body has `body` to arrive in full.
+    /// A request's headers are complete: its body has `body` to arrive in full, and it is owed a response.
     mutating func headReceived() -> Action {
         reading = .body
+        responsesOwed += 1
         return .arm(limits.body)
+    }
+
+    /// A response was written in full.
+    mutating func responseSent() {
+        responsesOwed = max(0, responsesOwed - 1)
+    }
+
+    /// The armed deadline passed.
+    func expired() -> Expiry {
+        switch reading {
+        case .nothing: .ignore
+        case .head: responsesOwed == 0 ? .timeoutAndClose : .close
+        case .body: .close
+        }
     }
 
     /// A request has arrived in full; the handler's own time is not limited here.
@@ -83,16 +107,21 @@ struct RequestDeadlineState: Equatable {
 /// a body that trickles or never ends) is cut off at its deadline instead of holding the connection
 /// forever, and after a graceful shutdown begins an open request gets `shutdownGrace`, then its
 /// connection is closed, so no client can hold up SIGTERM. Sits after the HTTP decoder (it sees
-/// request parts) and puts a `FirstByteSentinel` at the front of the pipeline to see raw bytes.
-final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
+/// request parts and the response parts written back) and puts a `FirstByteSentinel` at the front
+/// of the pipeline to see raw bytes.
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
 
     private var state: RequestDeadlineState
     private let shutdownGrace: TimeAmount
     private let logger: Logger
     private var deadline: Scheduled<Void>?
     private var shutdownDeadline: Scheduled<Void>?
+    /// This handler's own context, for the sentinel's calls (set while the handler is in a pipeline).
+    private var context: ChannelHandlerContext?
 
     init(_ limits: ConnectionLimits) {
         self.state = RequestDeadlineState(limits: .init(header: limits.headerTimeout, body: limits.bodyTimeout))
@@ -101,10 +130,12 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        try? context.pipeline.syncOperations.addHandler(FirstByteSentinel(), position: .first)
+        self.context = context
+        try? context.pipeline.syncOperations.addHandler(FirstByteSentinel(owner: self), position: .first)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
         deadline?.cancel()
         shutdownDeadline?.cancel()
     }
@@ -124,6 +155,11 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelRead(data)
     }
 
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { state.responseSent() }
+        context.write(data, promise: promise)
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent, shutdownDeadline == nil {
             // Hummingbird closes idle connections now and waits for busy ones; this bounds the wait.
@@ -136,7 +172,8 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Called by the sentinel, on the same event loop, when raw bytes arrive.
-    fileprivate func bytesReceived(_ context: ChannelHandlerContext) {
+    fileprivate func bytesReceived() {
+        guard let context else { return }
         apply(state.bytesReceived(), context)
     }
 
@@ -156,20 +193,22 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
 
     private func expired(_ context: ChannelHandlerContext) {
         deadline = nil
-        if state.reading != .nothing {
+        let expiry = state.expired()
+        if expiry != .ignore {
             logger.debug("connection cut off", metadata: [
                 "reason": "\(state.reading == .head ? "header_timeout" : "body_timeout")", "peer": "\(context.channel.remoteAddress?.ipAddress ?? "?")",
             ])
         }
-        switch state.reading {
-        case .nothing: return
-        case .head:
-            // Nothing of this request has been answered yet, so a plain 408 can go out first.
+        switch expiry {
+        case .ignore: return
+        case .timeoutAndClose:
+            // Nothing is owed on this connection and nothing of this request was decoded, so a plain
+            // 408 written below the HTTP encoder is the only thing the client reads.
             var buffer = context.channel.allocator.buffer(capacity: 96)
             buffer.writeString("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
             sentinel(context)?.writeAndFlush(NIOAny(buffer), promise: nil)
             context.close(promise: nil)
-        case .body:
+        case .close:
             context.close(promise: nil)
         }
     }
@@ -182,17 +221,20 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
 
 /// First in the pipeline: tells its `ConnectionGuard` when raw bytes arrive, so a request's header
 /// clock starts at its first byte (the HTTP decoder reports nothing until the headers are complete).
-/// It finds the guard through the pipeline rather than holding it, so neither outlives the other.
+/// Holds its guard weakly (both live in one pipeline, on one event loop), so a read costs no
+/// pipeline search.
 final class FirstByteSentinel: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
+    private weak var owner: ConnectionGuard?
+
+    init(owner: ConnectionGuard) {
+        self.owner = owner
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if let guardContext = try? context.pipeline.syncOperations.context(handlerType: ConnectionGuard.self),
-            let owner = guardContext.handler as? ConnectionGuard
-        {
-            owner.bytesReceived(guardContext)
-        }
+        owner?.bytesReceived()
         context.fireChannelRead(data)
     }
 }

@@ -55,16 +55,18 @@ public enum DoorbellApplication {
         }
         let server = configuration.server
         let limits = ConnectionLimits(server, logger: logger)
+        let connections = ConnectionBudget.atStart(configured: server.maxConnections)
+        if let warning = connections.warning { logger.warning("\(warning)") }
         HeapPolicy.returnLargeBlocks()
         return Application(
             router: router,
             // Slow or stalled clients are cut off (ConnectionGuard); idle keep-alive connections close.
-            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(limits)], idleTimeout: .configured(server.idleTimeout))),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(limits)], idleTimeout: TimeAmount(server.idleTimeout))),
             configuration: .init(
                 address: .hostname(server.host, port: server.port),
                 serverName: "doorbell",
                 // Beyond the cap, new connections wait in the listen backlog until one closes.
-                availableConnectionsDelegate: MaximumAvailableConnections(server.maxConnections, logger: logger)
+                availableConnectionsDelegate: MaximumAvailableConnections(connections.maxConnections, logger: logger)
             ),
             // Shut down in reverse: the server drains, then the worker finishes its steps, then the store closes.
             services: services,
