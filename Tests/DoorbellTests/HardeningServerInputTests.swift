@@ -50,8 +50,8 @@ struct HardeningServerInputTests {
             }
             // Meanwhile a normal client is answered.
             #expect(try await get(server.baseURL + "/healthz").status == 200)
-            let (partialReply, partialClosed) = partial.readUntilClosed(timeout: 8)
-            let (_, trickleClosed) = trickle.readUntilClosed(timeout: 8)
+            let (partialReply, partialClosed) = await partial.readUntilClosed(timeout: 8)
+            let (_, trickleClosed) = await trickle.readUntilClosed(timeout: 8)
             trickling.cancel()
             #expect(partialClosed, "a connection that never completes its headers is closed")
             #expect(partialReply.hasPrefix("HTTP/1.1 408"), "and told why: \(partialReply)")
@@ -73,6 +73,44 @@ struct HardeningServerInputTests {
         #expect(state.endReceived() == .disarm)
         #expect(state.reading == .nothing)
         #expect(state.bytesReceived() == .arm(.seconds(10)), "the next request on the connection gets its own header clock")
+        #expect(state.expired() == .close, "request 1 still awaits its response: a 408 now would interleave with it, so only close")
+        state.responseSent()
+        #expect(state.expired() == .timeoutAndClose, "nothing owed: the stalled request is told 408")
+    }
+
+    @Test("a stalled request header is answered 408 only when nothing else is owed on the connection")
+    func timeoutOnlyWhenNothingOwed() {
+        var fresh = RequestDeadlineState(limits: .init(header: .seconds(1), body: .seconds(1)))
+        #expect(fresh.expired() == .ignore, "nothing being read")
+        _ = fresh.bytesReceived()
+        #expect(fresh.expired() == .timeoutAndClose, "a fresh connection's partial headers get a 408")
+
+        // Pipelined: request 1 arrived in full, its handler is still working, request 2 stalls mid-header.
+        var pipelined = RequestDeadlineState(limits: .init(header: .seconds(1), body: .seconds(1)))
+        _ = pipelined.bytesReceived()
+        _ = pipelined.headReceived()
+        _ = pipelined.endReceived()
+        _ = pipelined.bytesReceived()
+        #expect(pipelined.expired() == .close, "a 408 written now would come before request 1's response")
+
+        var body = RequestDeadlineState(limits: .init(header: .seconds(1), body: .seconds(1)))
+        _ = body.bytesReceived()
+        _ = body.headReceived()
+        #expect(body.expired() == .close, "a half-read body is closed without an answer")
+    }
+
+    @Test("keep-alive: after an answered request, a stalled second request on the same connection is still told 408")
+    func timeoutAfterAnsweredRequest() async throws {
+        try await TestServer.with(config: Self.config(server: ", header_timeout: 500ms, idle_timeout: 30s")) { (server: TestServer) async throws in
+            let connection = try RawConnection(port: Self.port(server))
+            try connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(await connection.read(timeout: 5).hasPrefix("HTTP/1.1 200"))
+            // The response was seen going out, so nothing is owed when the second request stalls.
+            try connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+            let (reply, closed) = await connection.readUntilClosed(timeout: 8)
+            #expect(closed)
+            #expect(reply.hasPrefix("HTTP/1.1 408"), "\(reply)")
+        }
     }
 
     @Test("an idle keep-alive connection is closed after idle_timeout")
@@ -80,7 +118,7 @@ struct HardeningServerInputTests {
         try await TestServer.with(config: Self.config(server: ", idle_timeout: 1s")) { (server: TestServer) async throws in
             let connection = try RawConnection(port: Self.port(server))
             try connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            let (reply, closed) = connection.readUntilClosed(timeout: 8)
+            let (reply, closed) = await connection.readUntilClosed(timeout: 8)
             #expect(reply.hasPrefix("HTTP/1.1 200"))
             #expect(closed, "the connection is closed once idle for idle_timeout")
         }
@@ -98,7 +136,7 @@ struct HardeningServerInputTests {
                     try? await Task.sleep(for: .milliseconds(100))
                 }
             }
-            let (_, closed) = connection.readUntilClosed(timeout: 8)
+            let (_, closed) = await connection.readUntilClosed(timeout: 8)
             feeding.cancel()
             #expect(closed, "the server stops reading a body that never ends")
             #expect(Date().timeIntervalSince(started) < 8)
@@ -115,14 +153,14 @@ struct HardeningServerInputTests {
             for _ in 0..<2 {
                 let connection = try RawConnection(port: port)
                 try connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                #expect(connection.read(timeout: 5).hasPrefix("HTTP/1.1 200"))
+                #expect(await connection.read(timeout: 5).hasPrefix("HTTP/1.1 200"))
                 held.append(connection)
             }
             let third = try RawConnection(port: port)
             try third.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            #expect(third.read(timeout: 1).isEmpty, "a third connection is not served while two are open")
+            #expect(await third.read(timeout: 1).isEmpty, "a third connection is not served while two are open")
             held[0].close()
-            #expect(third.read(timeout: 5).hasPrefix("HTTP/1.1 200"), "it is served once one closes")
+            #expect(await third.read(timeout: 5).hasPrefix("HTTP/1.1 200"), "it is served once one closes")
         }
     }
 
@@ -198,6 +236,27 @@ struct HardeningServerInputTests {
         }
     }
 
+    @Test("one event's regex conditions share one time budget: once spent, later regexes count as no match")
+    func regexBudgetShared() throws {
+        let hostile = String(repeating: "a", count: 5000)
+        let context: [String: Any] = ["body": ["pad": hostile]]
+        let slow = Condition.compare(path: "body.pad", op: .regex, operand: .string("a*a*a*a*a*a*a*a*b"))
+        let quick = Condition.compare(path: "body.pad", op: .regex, operand: .string("^a"))
+        // (Results in variables: an expectation on the call would print the 5000-character context.)
+        let alone = quick.evaluate(context)
+        #expect(alone, "alone, the quick regex matches")
+        // A per-match limit would let each slow regex take the full limit and the quick one still match.
+        let budget = RegexBudget()
+        let anyMatched = Condition.any([slow, slow, slow, quick]).evaluate(context, budget: budget)
+        #expect(!anyMatched)
+        #expect(budget.isSpent)
+        let later = quick.evaluate(context, budget: budget)
+        #expect(!later, "the same event's later conditions get nothing")
+        let nextEvent = quick.evaluate(context)
+        #expect(nextEvent, "the next event has its own budget")
+        #expect(RegexBound.subject(String(repeating: "é", count: 10_000)).count == RegexBound.maxSubject)
+    }
+
     @Test("a permitted but slow regex against a hostile body is stopped: ingest answers, /healthz keeps answering")
     func regexBounded() async throws {
         // Polynomial backtracking that the load check lets through; the time limit stops it.
@@ -209,21 +268,40 @@ struct HardeningServerInputTests {
         #expect(Date().timeIntervalSince(started) < 2, "one match is bounded by its time limit")
         #expect(RegexBound.matches(expression, "aaab"), "a normal subject still matches")
 
+        // Twenty regex conditions on the hostile field: bounded per match they would hold a thread a
+        // second per event; the event's budget holds it 50 ms.
+        let conditions = Array(repeating: #"{ "body.pad": { regex: "\#(pattern)" } }"#, count: 20).joined(separator: ", ")
         let yaml = Self.config(extra: """
             automations:
               - id: slow
                 on: ["open:*"]
-                if: { "body.name": { regex: "\(pattern)" } }
+                if: { or: [\(conditions)] }
                 steps: [{ emit: { type: seen } }]
             """)
         try await TestServer.with(config: yaml) { (server: TestServer) async throws in
-            let body = Array(#"{"name":"\#(String(repeating: "a", count: 50))!","pad":"\#(hostile)"}"#.utf8)
-            let replies = try await withThrowingTaskGroup(of: Int.self) { group in
-                for _ in 0..<4 { group.addTask { try await post(server.baseURL + "/hooks/open", body: body, headers: [("Content-Type", "application/json")], timeout: 10).status } }
-                group.addTask { try await get(server.baseURL + "/healthz").status }
-                return try await group.reduce(into: []) { $0.append($1) }
+            let body = Array(#"{"name":"x","pad":"\#(hostile)"}"#.utf8)
+            let hostileRequests = Task {
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    for _ in 0..<8 { group.addTask { try await post(server.baseURL + "/hooks/open", body: body, headers: [("Content-Type", "application/json")], timeout: 20).status } }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
             }
-            #expect(replies.allSatisfy { $0 == 200 })
+            // /healthz while the hostile bodies are evaluated; 2 s is generous (it answers in
+            // milliseconds), a stall of the shared threads would take seconds.
+            var slowest = 0.0
+            for _ in 0..<5 {
+                let asked = Date()
+                #expect(try await get(server.baseURL + "/healthz").status == 200)
+                slowest = max(slowest, Date().timeIntervalSince(asked))
+            }
+            #expect(slowest < 2, "/healthz took \(slowest) s while hostile bodies were evaluated")
+            #expect(try await hostileRequests.value.allSatisfy { $0 == 200 })
+
+            // The condition reads the field: a subject it matches starts the automation.
+            let matching = try await post(server.baseURL + "/hooks/open", body: Array(#"{"pad":"aaab"}"#.utf8), headers: [("Content-Type", "application/json")])
+            let eventID = try #require(matching.json["id"] as? String)
+            let store = try #require(server.store as? any RunStore)
+            #expect(try await store.runs(eventID: eventID, limit: 5).count == 1)
         }
     }
 
@@ -304,6 +382,40 @@ struct HardeningServerInputTests {
               - { id: one, on: ["open:*"], retry: *fast, steps: [{ emit: { type: seen } }] }
             """)
         #expect(try ConfigLoader.parse(yaml: shared, directory: "/tmp", environment: [:]).automations.first?.retry.schedule == [0, 1])
+    }
+
+    @Test("one large anchored scalar aliased many times is refused by its bytes, quickly")
+    func aliasByteBomb() throws {
+        // 1 MB once, 100 times by alias: 101 values (far under the value budget) but 100 MB of text.
+        let yaml = "big: &big \"" + String(repeating: "x", count: 1 << 20) + "\"\nmany: [" + Array(repeating: "*big", count: 100).joined(separator: ",") + "]\n"
+        let started = Date()
+        let error = try #require(throws: ConfigError.self) { try ConfigLoader.parse(yaml: yaml, directory: "/tmp", environment: [:]) }
+        #expect(error.description.contains("aliases") && error.description.contains("MiB"), "\(error.description.prefix(300))")
+        #expect(Date().timeIntervalSince(started) < 10)
+        // The same scalar aliased a few times is fine for the budget (refused later only for its unknown keys).
+        let few = "big: &big \"" + String(repeating: "x", count: 1 << 20) + "\"\nmany: [*big, *big]\n"
+        let other = try #require(throws: ConfigError.self) { try ConfigLoader.parse(yaml: few, directory: "/tmp", environment: [:]) }
+        #expect(!other.description.contains("billion laughs"))
+    }
+
+    // MARK: the connection budget
+
+    @Test("max_connections defaults to at most half the open-file limit; a configured value above it is warned about")
+    func connectionBudget() throws {
+        #expect(ConnectionBudget.decide(configured: nil, openFiles: 1024) == .init(maxConnections: 512))
+        #expect(ConnectionBudget.decide(configured: nil, openFiles: 1_048_576) == .init(maxConnections: 1024))
+        #expect(ConnectionBudget.decide(configured: 300, openFiles: 1024) == .init(maxConnections: 300))
+        let over = ConnectionBudget.decide(configured: 5000, openFiles: 1024)
+        #expect(over.maxConnections == 5000)
+        #expect(over.warning?.contains("max_connections") == true && over.warning?.contains("1024") == true, "\(over.warning ?? "")")
+        #expect(try ConfigLoader.parse(yaml: Self.config(), directory: "/tmp", environment: [:]).server.maxConnections == nil, "unset: decided at start")
+
+        // At start the soft open-file limit is raised to the hard one.
+        let soft = try #require(ConnectionBudget.raiseOpenFileLimit())
+        var limit = rlimit()
+        #expect(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0)
+        #expect(limit.rlim_cur == limit.rlim_max || limit.rlim_max == rlim_t.max, "soft \(limit.rlim_cur), hard \(limit.rlim_max)")
+        #expect(soft == Int(limit.rlim_cur))
     }
 
     @Test("doorbell check (the real binary) lists a malformed template by path and refuses an alias bomb")
@@ -429,14 +541,21 @@ final class RawConnection: @unchecked Sendable {
     }
 
     /// What arrives within `timeout` seconds (stops early once something arrived and the peer pauses).
-    func read(timeout: Double) -> String {
-        let (text, _) = receive(timeout: timeout, untilClosed: false)
-        return text
+    func read(timeout: Double) async -> String {
+        await onOwnThread { $0.receive(timeout: timeout, untilClosed: false).0 }
     }
 
     /// Reads until the server closes (true) or `timeout` passes (false).
-    func readUntilClosed(timeout: Double) -> (String, Bool) {
-        receive(timeout: timeout, untilClosed: true)
+    func readUntilClosed(timeout: Double) async -> (String, Bool) {
+        await onOwnThread { $0.receive(timeout: timeout, untilClosed: true) }
+    }
+
+    /// Runs a blocking read on a thread of its own: blocked in `poll` on the cooperative pool it
+    /// would hold one of the threads the in-process server needs to answer it (2 on CI).
+    private func onOwnThread<Result: Sendable>(_ read: @escaping @Sendable (RawConnection) -> Result) async -> Result {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: read(self)) }.start()
+        }
     }
 
     private func receive(timeout: Double, untilClosed: Bool) -> (String, Bool) {
