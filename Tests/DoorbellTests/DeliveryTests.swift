@@ -379,30 +379,35 @@ func jsonTextRoundTrips() throws {
 }
 
 @Test("CircuitBreaker: opens after the threshold, probes once after the cooldown, doubles on a failed probe, closes on success")
-func circuitBreakerStates() {
+func circuitBreakerStates() throws {
     let t0 = Date(timeIntervalSince1970: 1_000_000)
     var breaker = CircuitBreaker(threshold: 3, cooldown: 10, maxCooldown: 25)
+    func allowed(_ now: Date) throws -> CircuitBreaker.Permit {
+        guard case .allow(let permit) = breaker.permit(now: now) else { throw TestFailure("not allowed at \(now.timeIntervalSince(t0)) s") }
+        return permit
+    }
     for _ in 0..<2 {
-        #expect(breaker.permit(now: t0) == .allow)
-        breaker.recordFailure(now: t0)
+        let permit = try allowed(t0)
+        breaker.record(.failure, of: permit, now: t0)
     }
     #expect(!breaker.isOpen)
-    breaker.recordFailure(now: t0)
+    let opening = try allowed(t0)
+    breaker.record(.failure, of: opening, now: t0)
     #expect(breaker.permit(now: t0.addingTimeInterval(5)) == .wait(until: t0.addingTimeInterval(10)))
     // After the cooldown exactly one probe goes; the others wait for its answer.
-    #expect(breaker.permit(now: t0.addingTimeInterval(10)) == .allow)
+    let probe = try allowed(t0.addingTimeInterval(10))
     #expect(breaker.permit(now: t0.addingTimeInterval(10)) == .wait(until: t0.addingTimeInterval(11)))
     // A probe that never went out is handed back without a longer pause.
-    breaker.cancelProbe(now: t0.addingTimeInterval(10))
-    #expect(breaker.permit(now: t0.addingTimeInterval(10)) == .allow)
+    breaker.record(.handedBack, of: probe, now: t0.addingTimeInterval(10))
     // A failed probe reopens it for twice as long, capped.
-    breaker.recordFailure(now: t0.addingTimeInterval(10))
+    let failedProbe = try allowed(t0.addingTimeInterval(10))
+    breaker.record(.failure, of: failedProbe, now: t0.addingTimeInterval(10))
     #expect(breaker.permit(now: t0.addingTimeInterval(29)) == .wait(until: t0.addingTimeInterval(30)))
-    #expect(breaker.permit(now: t0.addingTimeInterval(30)) == .allow)
-    breaker.recordFailure(now: t0.addingTimeInterval(30))
+    let cappedProbe = try allowed(t0.addingTimeInterval(30))
+    breaker.record(.failure, of: cappedProbe, now: t0.addingTimeInterval(30))
     #expect(breaker.state == .open(until: t0.addingTimeInterval(55), cooldown: 25))
-    #expect(breaker.permit(now: t0.addingTimeInterval(55)) == .allow)
-    breaker.recordSuccess()
+    let closingProbe = try allowed(t0.addingTimeInterval(55))
+    breaker.record(.success, of: closingProbe, now: t0.addingTimeInterval(55))
     #expect(breaker.state == .closed(failures: 0))
-    #expect(breaker.permit(now: t0.addingTimeInterval(55)) == .allow)
+    #expect(breaker.permit(now: t0.addingTimeInterval(55)) == .allow(.init(probe: nil)))
 }

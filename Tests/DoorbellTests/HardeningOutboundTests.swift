@@ -18,62 +18,110 @@ struct HardeningOutboundTests {
 
     static let t0 = Date(timeIntervalSince1970: 1_000_000)
 
-    /// Every state the breaker can be in (threshold 3, cooldown 10 s, at most 40 s, probe limit 60 s).
+    /// Every state the breaker can be in (threshold 3, cooldown 10 s, at most 40 s, probe limit 60 s);
+    /// a half-open circuit waits for probe number 7.
     static let states: [(name: String, state: CircuitBreaker.State)] = [
         ("closed, no failures", .closed(failures: 0)),
         ("closed, one short of the threshold", .closed(failures: 2)),
         ("open, cooling down", .open(until: t0.addingTimeInterval(5), cooldown: 10)),
         ("open, cooldown over", .open(until: t0.addingTimeInterval(-1), cooldown: 10)),
-        ("half-open, probe in flight", .halfOpen(cooldown: 10, since: t0)),
-        ("half-open at the longest cooldown", .halfOpen(cooldown: 40, since: t0)),
+        ("half-open, probe in flight", .halfOpen(cooldown: 10, since: t0, probe: 7)),
+        ("half-open at the longest cooldown", .halfOpen(cooldown: 40, since: t0, probe: 7)),
     ]
 
-    /// The expected state after each verdict, per state (same order as `states`), at `t0`.
-    static func expected(_ state: CircuitBreaker.State, _ verdict: CircuitBreaker.Verdict) -> CircuitBreaker.State {
+    /// The permits a verdict can come with: the probe's own, or a straggler's — a delivery let
+    /// through while the circuit was closed, or an earlier probe given up as lost.
+    static let permits: [(name: String, permit: CircuitBreaker.Permit)] = [
+        ("the probe's", .init(probe: 7)),
+        ("a closed circuit's", .init(probe: nil)),
+        ("a lost earlier probe's", .init(probe: 6)),
+    ]
+
+    /// The expected state after each verdict with each permit, per state, at `t0`.
+    static func expected(_ state: CircuitBreaker.State, _ verdict: CircuitBreaker.Verdict, _ permit: CircuitBreaker.Permit) -> CircuitBreaker.State {
+        if case .halfOpen(_, _, let probe) = state, permit.probe != probe {
+            // A straggler while the probe is out: only a success counts.
+            return verdict == .success ? .closed(failures: 0) : state
+        }
         switch (state, verdict) {
         case (_, .success), (_, .gone): return .closed(failures: 0)
         case (.closed(let failures), .failure): return failures + 1 >= 3 ? .open(until: t0.addingTimeInterval(10), cooldown: 10) : .closed(failures: failures + 1)
-        case (.halfOpen(let cooldown, _), .failure):
+        case (.halfOpen(let cooldown, _, _), .failure):
             let next = min(40, cooldown * 2)
             return .open(until: t0.addingTimeInterval(next), cooldown: next)
-        case (.halfOpen(let cooldown, _), _): return .open(until: t0, cooldown: cooldown)
+        case (.halfOpen(let cooldown, _, _), _): return .open(until: t0, cooldown: cooldown)
         default: return state
         }
     }
 
-    @Test("circuit breaker: every state × every verdict is defined, and no verdict leaves a probe stuck half-open")
-    func breakerTable() {
-        // The whole table, written out: 6 states × 6 verdicts.
+    static func allowed(_ permission: CircuitBreaker.Permission) -> CircuitBreaker.Permit? {
+        if case .allow(let permit) = permission { return permit }
+        return nil
+    }
+
+    @Test("circuit breaker: every state × every verdict × the probe's or a straggler's permit is defined, and no verdict leaves a probe stuck half-open")
+    func breakerTable() throws {
+        // The whole table, written out: 6 states × 6 verdicts × 3 permits.
         for (name, state) in Self.states {
             for verdict in CircuitBreaker.Verdict.allCases {
-                var breaker = CircuitBreaker(threshold: 3, cooldown: 10, maxCooldown: 40, probeLimit: 60, state: state)
-                breaker.record(verdict, now: Self.t0)
-                #expect(breaker.state == Self.expected(state, verdict), "\(name) × \(verdict)")
-                // A verdict on a probe never leaves it half-open: closed, open with a cooldown, or
-                // open and ready to probe at once.
-                if case .halfOpen = state {
-                    if case .halfOpen = breaker.state { Issue.record("\(name) × \(verdict): still half-open") }
+                for (permitName, permit) in Self.permits {
+                    var breaker = CircuitBreaker(threshold: 3, cooldown: 10, maxCooldown: 40, probeLimit: 60, state: state)
+                    breaker.record(verdict, of: permit, now: Self.t0)
+                    #expect(breaker.state == Self.expected(state, verdict, permit), "\(name) × \(verdict) with \(permitName) permit")
+                    // The probe's verdict never leaves it half-open: closed, open with a cooldown, or
+                    // open and ready to probe at once.
+                    if case .halfOpen = state, permit.probe == 7 {
+                        if case .halfOpen = breaker.state { Issue.record("\(name) × \(verdict): still half-open") }
+                    }
+                    // Whatever happened, a delivery is allowed again within the longest cooldown, or
+                    // (a straggler's verdict, the probe still out) once the probe is given up as lost.
+                    var later = breaker
+                    #expect(Self.allowed(later.permit(now: Self.t0.addingTimeInterval(60))) != nil, "\(name) × \(verdict) with \(permitName) permit: no delivery allowed later")
                 }
-                // Whatever happened, a delivery is allowed again within the longest cooldown.
-                var later = breaker
-                #expect(later.permit(now: Self.t0.addingTimeInterval(40)) == .allow, "\(name) × \(verdict): no delivery allowed after the cooldown")
             }
         }
         // The concrete cases the issue names: a probe ending in 410, a burial, a storage error.
         for verdict: CircuitBreaker.Verdict in [.gone, .buried, .storageError, .handedBack] {
             var breaker = CircuitBreaker(threshold: 1, cooldown: 10, maxCooldown: 40)
-            _ = breaker.permit(now: Self.t0)
-            breaker.record(.failure, now: Self.t0)
-            #expect(breaker.permit(now: Self.t0.addingTimeInterval(10)) == .allow)  // the probe
-            #expect(breaker.permit(now: Self.t0.addingTimeInterval(10)) != .allow)  // the others wait
-            breaker.record(verdict, now: Self.t0.addingTimeInterval(11))
-            #expect(breaker.permit(now: Self.t0.addingTimeInterval(11)) == .allow, "after a probe's \(verdict) the next delivery goes")
+            let opening = try #require(Self.allowed(breaker.permit(now: Self.t0)))
+            breaker.record(.failure, of: opening, now: Self.t0)
+            let probe = try #require(Self.allowed(breaker.permit(now: Self.t0.addingTimeInterval(10))), "the probe")
+            #expect(Self.allowed(breaker.permit(now: Self.t0.addingTimeInterval(10))) == nil, "the others wait")
+            breaker.record(verdict, of: probe, now: Self.t0.addingTimeInterval(11))
+            #expect(Self.allowed(breaker.permit(now: Self.t0.addingTimeInterval(11))) != nil, "after a probe's \(verdict) the next delivery goes")
         }
-        // A probe that never reports (its task vanished) is given up after the probe limit.
+        // Stragglers while the probe is out: a delivery let through while the circuit was closed
+        // ends now. Its verdict opens no second probe slot and doubles no cooldown; the probe decides.
+        for verdict: CircuitBreaker.Verdict in [.failure, .gone, .buried, .storageError, .handedBack] {
+            var breaker = CircuitBreaker(threshold: 1, cooldown: 10, maxCooldown: 40)
+            let straggler = try #require(Self.allowed(breaker.permit(now: Self.t0)))
+            let opening = try #require(Self.allowed(breaker.permit(now: Self.t0)))
+            breaker.record(.failure, of: opening, now: Self.t0)
+            let probe = try #require(Self.allowed(breaker.permit(now: Self.t0.addingTimeInterval(10))))
+            breaker.record(verdict, of: straggler, now: Self.t0.addingTimeInterval(11))
+            #expect(Self.allowed(breaker.permit(now: Self.t0.addingTimeInterval(11))) == nil, "a straggler's \(verdict) gave out a second probe")
+            breaker.record(.failure, of: probe, now: Self.t0.addingTimeInterval(12))
+            #expect(breaker.state == .open(until: Self.t0.addingTimeInterval(32), cooldown: 20), "after a straggler's \(verdict), the probe's failure doubles the cooldown once")
+        }
+        // A straggler's success proves the receiver alive: the circuit closes at once.
+        var answered = CircuitBreaker(threshold: 1, cooldown: 10)
+        let early = try #require(Self.allowed(answered.permit(now: Self.t0)))
+        let opening = try #require(Self.allowed(answered.permit(now: Self.t0)))
+        answered.record(.failure, of: opening, now: Self.t0)
+        _ = try #require(Self.allowed(answered.permit(now: Self.t0.addingTimeInterval(10))))
+        answered.record(.success, of: early, now: Self.t0.addingTimeInterval(11))
+        #expect(answered.state == .closed(failures: 0))
+        // A probe that never reports (its task vanished) is given up after the probe limit; if its
+        // verdict turns up after all, it is a straggler's and the new probe decides.
         var lost = CircuitBreaker(threshold: 1, cooldown: 10, probeLimit: 60, state: .open(until: Self.t0, cooldown: 10))
-        #expect(lost.permit(now: Self.t0) == .allow)
+        let first = try #require(Self.allowed(lost.permit(now: Self.t0)))
         #expect(lost.permit(now: Self.t0.addingTimeInterval(59)) == .wait(until: Self.t0.addingTimeInterval(60)))
-        #expect(lost.permit(now: Self.t0.addingTimeInterval(60)) == .allow)
+        let second = try #require(Self.allowed(lost.permit(now: Self.t0.addingTimeInterval(60))))
+        #expect(first != second)
+        lost.record(.failure, of: first, now: Self.t0.addingTimeInterval(61))
+        #expect(lost.state == .halfOpen(cooldown: 10, since: Self.t0.addingTimeInterval(60), probe: try #require(second.probe)))
+        lost.record(.failure, of: second, now: Self.t0.addingTimeInterval(62))
+        #expect(lost.state == .open(until: Self.t0.addingTimeInterval(82), cooldown: 20))
     }
 
     // MARK: the pinned client pool and the DNS cache

@@ -57,20 +57,24 @@ final class Deliverer: Sendable {
             return
         }
         let start = now()
-        if case .wait(let until) = breakers.withLock({ breakers in
+        let permit: CircuitBreaker.Permit
+        switch breakers.withLock({ breakers in
             var breaker = breakers[endpointID] ?? CircuitBreaker(threshold: settings.circuitFailures, cooldown: settings.circuitCooldown, probeLimit: settings.timeout + 60)
             defer { breakers[endpointID] = breaker }
             return breaker.permit(now: start)
         }) {
+        case .allow(let granted): permit = granted
+        case .wait(let until):
             _ = await settle(record.id) { try await store.deferRun(runID: record.id, lease: lease, until: until) }
             return
         }
         // Allowed: this delivery may be a half-open circuit's probe. Every way out of here reports a
         // verdict — storage throwing before the send included — so no probe leaves the circuit waiting.
+        // The verdict carries the permit: a delivery that was not the probe cannot decide for it.
         var reported = false
         func report(_ verdict: CircuitBreaker.Verdict) {
             reported = true
-            breakers.withLock { $0[endpointID]?.record(verdict, now: now()) }
+            breakers.withLock { $0[endpointID]?.record(verdict, of: permit, now: now()) }
         }
         defer { if !reported { report(.storageError) } }
         if limiter.needsSeed(endpointID), let limit = endpoint.rateLimit {
