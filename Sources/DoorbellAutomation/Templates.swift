@@ -24,9 +24,22 @@ public enum Templates {
     /// Renders a URL template: every `{{value}}` is percent-encoded as one URL component (see
     /// `URLComponentEscape`), so a webhook's `../admin?x=` cannot leave its path segment or add query
     /// parameters. `{{{value}}}` inserts the value unencoded, for a value that is a whole URL or path.
-    public static func renderURL(_ text: String, _ context: [String: Any]) throws -> String {
+    ///
+    /// A `{{value}}` that leaves a whole path segment `.`, `..` or empty is refused (a `RenderError`
+    /// naming `field` and the tag, never the URL, which may hold a secret): servers and proxies
+    /// resolve `..` even as `%2E%2E`, and merge or drop empty segments, so an `order_id` of `..`
+    /// would move `/api/orders/{{order_id}}/paid` to `/api/paid`.
+    public static func renderURL(_ text: String, _ context: [String: Any], field: String) throws -> String {
         _ = registered
-        return try render(text, context, contentType: URLComponentEscape.name)
+        let (marked, tags) = URLValueMarks.mark(text)
+        let rendered = try render(marked, context, contentType: URLComponentEscape.name)
+        let (url, values) = URLValueMarks.strip(rendered)
+        if let (tag, segment) = URLValueMarks.dotOrEmptySegment(url, values: values) {
+            let name = tags.indices.contains(tag) ? "{{\(tags[tag].prefix(80))}}" : "a value"
+            let what = segment.isEmpty ? "an empty path segment" : "the path segment '\(segment)'"
+            throw RenderError(description: "\(field): \(name) makes \(what), which servers resolve to another path; refused")
+        }
+        return url
     }
 
     /// Registers the URL content type with swift-mustache once, before the first URL template is parsed.
@@ -64,31 +77,110 @@ public enum Templates {
     }
 }
 
-/// The escaping of values in URL templates: everything outside RFC 3986's unreserved characters
-/// (`A-Z a-z 0-9 - . _ ~`) is percent-encoded as UTF-8, so one value is one path segment or one query
-/// component wherever it stands (`/ ? # & = + %` and spaces are all encoded; safe in both places).
-/// A value made only of dots (`.`, `..`) is encoded too (`%2E%2E`), so it cannot be a dot segment.
+/// The escaping of values in URL templates: `PercentEncoding`, so one value is one path segment or
+/// one query component wherever it stands (`/ ? # & = + %` and spaces are all encoded; safe in both
+/// places). A value that is a whole dot or empty segment is refused by `renderURL`, not encoded.
 struct URLComponentEscape: MustacheContentType {
     static let name = "URL_COMPONENT"
 
     func escapeText(_ text: String) -> String {
-        let dotsOnly = !text.isEmpty && text.allSatisfy { $0 == "." }
-        var encoded = ""
-        encoded.reserveCapacity(text.utf8.count)
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                encoded.unicodeScalars.append(Unicode.Scalar(byte))
-            case UInt8(ascii: ".") where !dotsOnly:
-                encoded.append(".")
-            default:
-                let hex = Array("0123456789ABCDEF".utf8)
-                encoded.unicodeScalars.append("%")
-                encoded.unicodeScalars.append(Unicode.Scalar(hex[Int(byte >> 4)]))
-                encoded.unicodeScalars.append(Unicode.Scalar(hex[Int(byte & 0x0F)]))
+        PercentEncoding.encode(text)
+    }
+}
+
+/// Where each `{{value}}` of a URL template landed in the rendered URL, so `renderURL` can tell a
+/// value that is a whole path segment from one inside a segment or the query. Each double-mustache
+/// variable is wrapped in private-use marks (`U+E000 <tag number> U+E001 … U+E002`) before rendering
+/// — a missing value too, which renders empty without passing through the escaping — and the marks
+/// are taken out after. An escaped value is ASCII, so no mark can come from a value inside them.
+enum URLValueMarks {
+    static let open: Unicode.Scalar = "\u{E000}"
+    static let separator: Unicode.Scalar = "\u{E001}"
+    static let close: Unicode.Scalar = "\u{E002}"
+
+    /// The template with every `{{name}}` variable wrapped in marks, and the tags' names by number.
+    /// Sections, comments, partials, triple mustaches and `{{& …}}` are left as they are.
+    static func mark(_ template: String) -> (String, [String]) {
+        var output = ""
+        var tags: [String] = []
+        var rest = Substring(template)
+        while let start = rest.range(of: "{{") {
+            output += rest[..<start.lowerBound]
+            rest = rest[start.lowerBound...]
+            let closing = rest.hasPrefix("{{{") ? "}}}" : "}}"
+            guard let end = rest.range(of: closing, range: rest.index(rest.startIndex, offsetBy: 2)..<rest.endIndex) else { break }
+            let tag = rest[..<end.upperBound]
+            let inner = tag.dropFirst(2).dropLast(2).trimmingCharacters(in: .whitespaces)
+            if closing == "}}", let first = inner.first, !"#^/!>=&%{".contains(first) {
+                output += "\(open)\(tags.count)\(separator)\(tag)\(close)"
+                tags.append(inner)
+            } else {
+                output += tag
+            }
+            rest = rest[end.upperBound...]
+        }
+        return (output + rest, tags)
+    }
+
+    /// The rendered URL without marks, and where each marked value stands in it (tag number and a
+    /// range of unicode scalar offsets).
+    static func strip(_ rendered: String) -> (String, [(tag: Int, range: Range<Int>)]) {
+        let scalars = Array(rendered.unicodeScalars)
+        var output = String.UnicodeScalarView()
+        var values: [(tag: Int, range: Range<Int>)] = []
+        var index = 0
+        var count = 0
+        while index < scalars.count {
+            if scalars[index] == open, let value = markedValue(scalars, at: index) {
+                output.append(contentsOf: value.text)
+                values.append((value.tag, count..<count + value.text.count))
+                count += value.text.count
+                index = value.next
+            } else {
+                if scalars[index] != open, scalars[index] != separator, scalars[index] != close {
+                    output.append(scalars[index])
+                    count += 1
+                }
+                index += 1
             }
         }
-        return encoded
+        return (String(output), values)
+    }
+
+    /// `U+E000 digits U+E001 ascii U+E002` starting at `start`, or nil.
+    private static func markedValue(_ scalars: [Unicode.Scalar], at start: Int) -> (tag: Int, text: [Unicode.Scalar], next: Int)? {
+        var index = start + 1
+        var digits = ""
+        while index < scalars.count, ("0"..."9").contains(scalars[index]), digits.count < 6 {
+            digits.unicodeScalars.append(scalars[index])
+            index += 1
+        }
+        guard let tag = Int(digits), index < scalars.count, scalars[index] == separator else { return nil }
+        index += 1
+        var text: [Unicode.Scalar] = []
+        while index < scalars.count, scalars[index].isASCII {
+            text.append(scalars[index])
+            index += 1
+        }
+        guard index < scalars.count, scalars[index] == close else { return nil }
+        return (tag, text, index + 1)
+    }
+
+    /// The first value that stands in a path segment which is, whole, `.`, `..` (also as `%2E`) or
+    /// empty: its tag number and that segment. Values in the authority, query or fragment are fine.
+    static func dotOrEmptySegment(_ url: String, values: [(tag: Int, range: Range<Int>)]) -> (Int, String)? {
+        let scalars = Array(url.unicodeScalars)
+        guard let scheme = url.range(of: "://") else { return nil }
+        let afterScheme = url.unicodeScalars.distance(from: url.unicodeScalars.startIndex, to: scheme.upperBound)
+        guard let pathStart = scalars[afterScheme...].firstIndex(where: { "/?#".unicodeScalars.contains($0) }), scalars[pathStart] == "/" else { return nil }
+        let pathEnd = scalars[pathStart...].firstIndex(where: { $0 == "?" || $0 == "#" }) ?? scalars.count
+        for value in values where value.range.lowerBound > pathStart && value.range.upperBound <= pathEnd {
+            let segmentStart = (scalars[pathStart..<value.range.lowerBound].lastIndex(of: "/") ?? pathStart) + 1
+            let segmentEnd = scalars[value.range.upperBound..<pathEnd].firstIndex(of: "/") ?? pathEnd
+            let segment = String(String.UnicodeScalarView(scalars[segmentStart..<segmentEnd]))
+            let decoded = segment.replacingOccurrences(of: "%2E", with: ".", options: .caseInsensitive)
+            if ["", ".", ".."].contains(decoded) { return (value.tag, segment) }
+        }
+        return nil
     }
 }

@@ -210,7 +210,7 @@ struct HardeningMailURLTests {
 
     // MARK: 5. URLs
 
-    @Test("a body field in an http URL stays one path segment at a real receiver; {{{raw}}} goes unencoded")
+    @Test("a body field in an http URL stays one path segment at a real receiver, and one that would be a dot or empty segment fails the step for good; {{{raw}}} goes unencoded")
     func encodedPath() async throws {
         try await Receiver.with { receiver in
             let config = TestConfigs.standard() + """
@@ -231,14 +231,28 @@ struct HardeningMailURLTests {
                 """
             try await TestServer.with(config: config) { (server: TestServer) async throws in
                 let store = try #require(server.store as? any RunStore)
-                for (order, path) in [("../admin?x=", "a/b"), ("..", "c")] {
+                for (order, path) in [("../admin?x=", "a/b"), ("v1..2", "b")] {
                     let body = try JSONSerialization.data(withJSONObject: ["type": "paid", "order": order, "path": path])
                     let reply = try await post("\(server.baseURL)/hooks/open", body: Array(body))
                     let eventID = try #require(reply.json["id"] as? String)
                     #expect(try await eventually { try await store.runs(eventID: eventID, limit: 1).first?.status == .succeeded })
                 }
                 #expect(receiver.requests("/api/orders/..%2Fadmin%3Fx%3D/paid").count == 1)
-                #expect(receiver.requests("/api/orders/%2E%2E/paid").count == 1, "a dot segment is encoded too")
+                #expect(receiver.requests("/api/orders/v1..2/paid").count == 1, "dots inside a segment are only dots")
+                // A value that would be a whole dot segment or an empty one is refused, for good: an
+                // encoded %2E%2E is still resolved as `..` by WHATWG parsers and nginx.
+                for order in ["..", ".", ""] {
+                    let body = try JSONSerialization.data(withJSONObject: ["type": "paid", "order": order, "path": "never"])
+                    let eventID = try #require(try await post("\(server.baseURL)/hooks/open", body: Array(body)).json["id"] as? String)
+                    #expect(try await eventually { try await store.runs(eventID: eventID, limit: 1).first?.status == .dead }, "order '\(order)'")
+                    let run = try #require(try await store.runs(eventID: eventID, limit: 1).first)
+                    #expect(run.attempt <= 1, "refused for good, not retried (attempt \(run.attempt))")
+                    let error = run.lastError ?? ""
+                    #expect(error.contains("http.url") && error.contains("{{body.order}}"), "\(error)")
+                    #expect(!error.contains("/api/orders") && !error.contains(receiver.baseURL), "the URL itself is not in the error: \(error)")
+                }
+                #expect(receiver.requests("/api/paid").isEmpty && receiver.requests("/api/orders/%2E%2E/paid").isEmpty && receiver.requests("/api/orders//paid").isEmpty)
+                #expect(receiver.requests("/raw/never").isEmpty, "the run stopped at the refused step")
                 #expect(receiver.requests("/admin").isEmpty && receiver.requests("/api/admin").isEmpty)
                 #expect(receiver.requests("/raw/a/b").count == 1, "a triple mustache inserts the value as it is")
 
@@ -252,13 +266,32 @@ struct HardeningMailURLTests {
         }
     }
 
-    @Test("URL values are percent-encoded outside RFC 3986 unreserved, in the path and in the query")
+    @Test("URL values are percent-encoded outside RFC 3986 unreserved, in the path and in the query; a whole dot or empty path segment is refused")
     func encodedQuery() throws {
         let context: [String: Any] = ["body": ["q": "a&b=c#d+e f/é%", "id": "x/../y", "n": 42, "url": "https://elsewhere.example/p?q=1"]]
-        #expect(try Templates.renderURL("https://crm.example/search?q={{body.q}}&n={{body.n}}", context) == "https://crm.example/search?q=a%26b%3Dc%23d%2Be%20f%2F%C3%A9%25&n=42")
-        #expect(try Templates.renderURL("https://crm.example/items/{{body.id}}", context) == "https://crm.example/items/x%2F..%2Fy")
-        #expect(try Templates.renderURL("{{{body.url}}}", context) == "https://elsewhere.example/p?q=1")
-        #expect(try Templates.renderURL("{{& body.url}}", context) == "https://elsewhere.example/p?q=1")
+        #expect(try Templates.renderURL("https://crm.example/search?q={{body.q}}&n={{body.n}}", context, field: "http.url") == "https://crm.example/search?q=a%26b%3Dc%23d%2Be%20f%2F%C3%A9%25&n=42")
+        #expect(try Templates.renderURL("https://crm.example/items/{{body.id}}", context, field: "http.url") == "https://crm.example/items/x%2F..%2Fy")
+        #expect(try Templates.renderURL("{{{body.url}}}", context, field: "http.url") == "https://elsewhere.example/p?q=1")
+        #expect(try Templates.renderURL("{{& body.url}}", context, field: "http.url") == "https://elsewhere.example/p?q=1")
+        // Dot and empty values: refused where they are a whole path segment, fine anywhere else.
+        let dots: [String: Any] = ["body": ["two": "..", "one": ".", "none": "", "x": "x"]]
+        for template in [
+            "https://crm.example/a/{{body.two}}/b", "https://crm.example/{{body.one}}", "https://crm.example/a/{{body.none}}/b",
+            "https://crm.example/a/{{body.missing}}", "https://crm.example/a/{{body.one}}{{body.one}}/b", "https://crm.example/a/.{{body.one}}?q=1",
+            "https://crm.example/a/{{ body.two }}#top", "https://crm.example/{{#body}}{{two}}{{/body}}/b",
+        ] {
+            #expect(throws: Templates.RenderError.self, "\(template)") { try Templates.renderURL(template, dots, field: "chat.url") }
+        }
+        do {
+            _ = try Templates.renderURL("https://hooks.example/T000/SECRET/{{body.two}}", dots, field: "chat.url")
+            Issue.record("a '..' segment was rendered")
+        } catch {
+            #expect("\(error)".hasPrefix("chat.url: {{body.two}} makes the path segment '..'"), "\(error)")
+            #expect(!"\(error)".contains("SECRET") && !"\(error)".contains("hooks.example"), "\(error)")
+        }
+        #expect(try Templates.renderURL("https://crm.example/a/x{{body.two}}/b?q={{body.two}}&r={{body.none}}#{{body.one}}", dots, field: "http.url") == "https://crm.example/a/x../b?q=..&r=#.")
+        #expect(try Templates.renderURL("https://{{body.x}}.crm.example/a/{{body.x}}{{body.none}}", dots, field: "http.url") == "https://x.crm.example/a/x")
+        #expect(try Templates.renderURL("{{{body.two}}}", dots, field: "http.url") == "..", "a triple mustache is the template's own choice")
         #expect(try Templates.render("{{body.q}}", context) == "a&b=c#d+e f/é%", "other templates are unchanged")
     }
 

@@ -1,3 +1,4 @@
+import DoorbellCore
 import Foundation
 
 /// An email as proper MIME: text and optional HTML as alternatives, attachments, UTF-8 headers
@@ -153,15 +154,6 @@ public struct MailMessage: Sendable {
             return ("\"\(filename)\"", "filename=\"\(filename)\"")
         }
         let clean = String(String.UnicodeScalarView(filename.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.prefix(200)))
-        var encoded = ""
-        for byte in clean.utf8 {
-            if (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
-                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || Array("-._~".utf8).contains(byte) {
-                encoded.unicodeScalars.append(Unicode.Scalar(byte))
-            } else {
-                encoded += String(format: "%%%02X", byte)
-            }
-        }
-        return ("\"=?UTF-8?B?\(Data(clean.utf8).base64EncodedString())?=\"", "filename*=UTF-8''\(encoded)")
+        return ("\"=?UTF-8?B?\(Data(clean.utf8).base64EncodedString())?=\"", "filename*=UTF-8''\(PercentEncoding.encode(clean))")
     }
 }
