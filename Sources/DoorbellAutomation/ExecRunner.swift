@@ -183,11 +183,3 @@ private final class ChildGroup: Sendable {
         _ = kill(-pid, SIGKILL)
     }
 }
-
-/// A flag set once from any thread.
-final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
-}

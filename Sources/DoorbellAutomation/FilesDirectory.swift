@@ -1,3 +1,4 @@
+import DoorbellCore
 import Foundation
 
 #if canImport(Glibc)
@@ -104,7 +105,7 @@ struct FilesDirectory: Sendable {
         guard !given.contains("\0") else { throw refusal(given, "contains a NUL byte") }
         var relative = Substring(given)
         if given.hasPrefix("/") {
-            let roots = [path, Self.realPath(path)].map { $0 == "/" ? "" : $0 }
+            let roots = [path, RealPath.of(path)].map { $0 == "/" ? "" : $0 }
             guard let root = roots.first(where: { given.hasPrefix($0 + "/") }) else {
                 throw refusal(given, "is outside files_dir \(path)")
             }
@@ -172,13 +173,6 @@ struct FilesDirectory: Sendable {
     private func failure(_ action: String, _ given: String, _ code: Int32) -> StepFailure {
         let permanent = [ENOENT, EACCES, EPERM, ENOTDIR, EISDIR, ELOOP, ENAMETOOLONG, EROFS].contains(code)
         return StepFailure("\(action) '\(given)' in files_dir \(path): \(String(cString: strerror(code)))", retryable: !permanent)
-    }
-
-    /// `path` with every link resolved, or as given when it does not exist.
-    static func realPath(_ path: String) -> String {
-        guard let resolved = realpath(path, nil) else { return path }
-        defer { free(resolved) }
-        return String(cString: resolved)
     }
 }
 

@@ -21,27 +21,7 @@ enum FilesDirectoryRule {
 
     /// Whether `file` lies in `folder` or below it, by the paths as written or as resolved.
     static func holds(_ folder: String, _ file: String) -> Bool {
-        let pairs = [(standardized(folder), standardized(file)), (realPath(folder), realPath(file))]
+        let pairs = [(RealPath.standardized(folder), RealPath.standardized(file)), (RealPath.of(folder), RealPath.of(file))]
         return pairs.contains { folder, file in folder == "/" || file == folder || file.hasPrefix(folder + "/") }
-    }
-
-    private static func standardized(_ path: String) -> String {
-        URL(fileURLWithPath: path).standardizedFileURL.path
-    }
-
-    /// `path` with links resolved in every part that exists; the part that does not exist yet (a
-    /// database created on first start, a files_dir created on first write) is appended as written.
-    static func realPath(_ path: String) -> String {
-        var existing = standardized(path)
-        var missing: [String] = []
-        while true {
-            if let resolved = realpath(existing, nil) {
-                defer { free(resolved) }
-                return ([String(cString: resolved)] + missing.reversed()).joined(separator: "/").replacingOccurrences(of: "//", with: "/")
-            }
-            guard existing != "/", !existing.isEmpty else { return standardized(path) }
-            missing.append(URL(fileURLWithPath: existing).lastPathComponent)
-            existing = URL(fileURLWithPath: existing).deletingLastPathComponent().path
-        }
     }
 }

@@ -100,10 +100,10 @@ struct HardeningStorageTests {
         let config = TestConfigs.standard() + "\nretention: { events: 1d, runs: 1d, attempts: 1d, dedupe_window: 7d }\n"
         let acknowledged = Acknowledged()
         let refused = Acknowledged()
-        let sawPruningMidway = Flag()
+        let sawPruningMidway = Latch()
         try await TestServer.with(config: config, directory: folder) { server in
             let url = "\(server.baseURL)/hooks/stripe"
-            let done = Flag()
+            let done = Latch()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 let next = Counter()
                 for _ in 0..<8 {
@@ -237,7 +237,7 @@ struct HardeningStorageTests {
             #expect(before.ids.isSubset(of: copied))
 
             // Load again, then the fault in the middle of it.
-            let faulted = Flag()
+            let faulted = Latch()
             let afterFault = Acknowledged()
             let startedAfterFault = Acknowledged()
             let answered200 = Acknowledged()
@@ -515,14 +515,6 @@ extension HardeningStorageTests.FileFault {
             _ = truncate(database.path + "-wal", 64 << 20)
         }
     }
-}
-
-/// A flag set once, read from many tasks.
-final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
 }
 
 /// python3's sqlite3 module, for what the store's API rightly cannot do (seed rows in bulk, hold the

@@ -60,7 +60,7 @@ public struct SMTPClient: Sendable {
                 }
             }
         // The deadline closes the connection, which ends any read or write still waiting on it.
-        let timedOut = Flag()
+        let timedOut = Latch()
         let deadline = Task { [timeout = settings.timeout] in
             try await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
             timedOut.set()
