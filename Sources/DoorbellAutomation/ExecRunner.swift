@@ -28,7 +28,7 @@ enum ExecRunner {
         let name = exec.argv[0]
         let arguments = try exec.argv.dropFirst().map { try Templates.render($0, input.context) }
         let environment = try childEnvironment(exec, context: input.context, server: ProcessInfo.processInfo.environment)
-        guard let program = resolve(name, searchPath: environment["PATH"]) else {
+        guard let program = resolve(name, searchPath: environment["PATH"], workingDirectory: exec.directory) else {
             throw StepFailure("command not found: \(name)", retryable: false)
         }
         let stdin = (try? JSONSerialization.data(withJSONObject: sanitized(input.context), options: [.sortedKeys])) ?? Data("{}".utf8)
@@ -47,6 +47,9 @@ enum ExecRunner {
         )
         let group = ChildGroup()
         defer { group.killRemaining() }
+        // Set once the child's output has ended (it exited, or closed both pipes): a deadline that
+        // fires after that has nothing left to stop.
+        let finished = Latch()
 
         var timedOut = false
         let ending: Ending
@@ -60,7 +63,9 @@ enum ExecRunner {
                         // A command that does not read its stdin, or exits early, is not a failure.
                         _ = try? await execution.standardInputWriter.write(Array(stdin))
                         try? await execution.standardInputWriter.finish()
-                        return await (out, err)
+                        let output = await (out, err)
+                        finished.set()
+                        return output
                     }
                     return Ending(status: result.terminationStatus, stdout: result.closureResult.0, stderr: result.closureResult.1)
                 }
@@ -75,6 +80,7 @@ enum ExecRunner {
                 while let next = try await tasks.next() {
                     guard let next else { continue }
                     if next.isDeadline {
+                        if finished.isSet { continue }
                         // Cancelling the run tears the group down: SIGTERM, SIGKILL after `grace`.
                         timedOut = true
                         tasks.cancelAll()
@@ -92,8 +98,10 @@ enum ExecRunner {
             // no descriptors or processes to spare — so it is worth another try.
             throw StepFailure("cannot run \(program): \(error)", retryable: true)
         }
-        // A command that finished cleanly just as its timer fired succeeded; one we stopped did not.
-        if timedOut && !ending.status.isSuccess {
+        // A command we stopped at its deadline timed out, whatever it exited with: many exit 0 on
+        // SIGTERM (a trap, a graceful handler), and their work was cut short all the same. One whose
+        // output had already ended when the timer fired was not stopped and is judged by its status.
+        if timedOut {
             throw StepFailure("\(name) timed out after \(exec.timeout) s; stderr: \(ending.stderr.suffix(500))", retryable: true)
         }
         switch ending.status {
@@ -119,9 +127,15 @@ enum ExecRunner {
         return environment
     }
 
-    /// A program path: as given when it contains a slash, else the first match on the child's PATH.
-    static func resolve(_ name: String, searchPath: String?) -> String? {
-        if name.contains("/") { return FileManager.default.isExecutableFile(atPath: name) ? name : nil }
+    /// A program path: a name with a slash is a path, relative ones starting at the folder the command
+    /// runs in (`dir`; the config's folder unless it says otherwise), where the child resolves every
+    /// other relative name too; a name without one is the first match on the child's PATH.
+    static func resolve(_ name: String, searchPath: String?, workingDirectory: String?) -> String? {
+        if name.contains("/") {
+            let base = workingDirectory ?? FileManager.default.currentDirectoryPath
+            let path = name.hasPrefix("/") ? name : URL(fileURLWithPath: base).appendingPathComponent(name).standardizedFileURL.path
+            return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+        }
         let path = searchPath ?? "/usr/local/bin:/usr/bin:/bin"
         return path.split(separator: ":").filter { $0.hasPrefix("/") }.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }

@@ -195,6 +195,9 @@ enum AutomationReader {
             step.inheritEnv = names
         }
         if let dir = keys["dir"], let text = reader.nonEmptyString(dir, at: "\(path).dir") { step.directory = reader.resolvePath(text) }
+        // Like every relative path in the config, a command's relative names (`scripts/x.sh`) start
+        // at the config's folder unless `dir` says otherwise — the same at `check` and at run time.
+        if step.directory == nil { step.directory = reader.directory }
         if let timeout = keys["timeout"] { step.timeout = duration(timeout, at: "\(path).timeout", reader) ?? step.timeout }
         return step
     }
