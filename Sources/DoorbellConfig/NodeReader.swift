@@ -6,6 +6,8 @@ import Yams
 final class NodeReader {
     private(set) var errors: [ConfigIssue] = []
     private(set) var warnings: [ConfigIssue] = []
+    /// Every `secret_file` read, with where the config names it: `files_dir` must not hold one.
+    private(set) var secretFiles: [(at: String, path: String)] = []
     let environment: [String: String]
     let directory: String
 
@@ -112,6 +114,7 @@ final class NodeReader {
     func readSecretFile(_ node: Node, at path: String) -> String? {
         guard let name = nonEmptyString(node, at: path) else { return nil }
         let resolved = resolvePath(name)
+        secretFiles.append((path, resolved))
         guard let data = FileManager.default.contents(atPath: resolved) else {
             error(path, "cannot read secret file '\(resolved)'", node)
             return nil
