@@ -364,7 +364,7 @@ struct HardeningMailURLTests {
                 "SLACK_WEBHOOK_URL": "http://127.0.0.1:\(port)/services/T0001/B0001/\(slackToken)",
             ]
             let configPath = folder.appendingPathComponent("doorbell.yml").path
-            let server = try LoggedServe(config: configPath, environment: environment, folder: folder)
+            let server = try ServeProcess(config: URL(fileURLWithPath: configPath), environment: environment, logLevel: "trace", logFolder: folder)
             defer { server.stop() }
             try server.start()
 
@@ -437,52 +437,6 @@ private func authorizedGet(_ url: String, token: String) async throws -> Reply {
     let response = try await testClient.execute(request, timeout: .seconds(10))
     let text = try await response.body.collect(upTo: 4 << 20)
     return Reply(status: Int(response.status.code), body: String(buffer: text))
-}
-
-/// `doorbell serve --log-level trace` with stdout and stderr kept whole in files, for grepping.
-private final class LoggedServe: @unchecked Sendable {
-    let process = Process()
-    let outURL: URL
-    let errURL: URL
-    private(set) var port = 0
-
-    init(config: String, environment: [String: String], folder: URL) throws {
-        outURL = folder.appendingPathComponent("serve.out")
-        errURL = folder.appendingPathComponent("serve.err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: ChildProcess.doorbellBinary)
-        process.arguments = ["serve", "--config", config, "--log-level", "trace"]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardOutput = try FileHandle(forWritingTo: outURL)
-        process.standardError = try FileHandle(forWritingTo: errURL)
-    }
-
-    func start() throws {
-        try process.run()
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline, process.isRunning {
-            let text = output()
-            if let range = text.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
-                port = Int(text[range].split(separator: ":").last!)!
-                return
-            }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        throw TestFailure("doorbell serve did not start: \(output())")
-    }
-
-    var baseURL: String { "http://127.0.0.1:\(port)" }
-
-    func output() -> String {
-        ((try? String(contentsOf: outURL, encoding: .utf8)) ?? "") + ((try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
-    }
-
-    func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-    }
 }
 
 /// A TCP listener on loopback that never says a word: the kernel completes each connection into the

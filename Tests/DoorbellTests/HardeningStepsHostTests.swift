@@ -28,7 +28,8 @@ struct HardeningStepsHostTests {
                 \(steps)
                       - { id: done, http: { url: "\(receiver.baseURL)/done", json: { n: "{{body.n}}" } } }
                 """).write(to: config, atomically: true, encoding: .utf8)
-            let server = try LimitedServe(config: config, openFiles: 256)
+            // A process of its own, so its descriptors are counted without this test process's.
+            let server = try ServeProcess.started(config: config, openFiles: 256)
             defer { server.stop() }
 
             // Warm up once, so what is created once per process (pools, the I/O thread) is counted before.
@@ -85,38 +86,47 @@ struct HardeningStepsHostTests {
 
     @Test("`env` as an exec step sees PATH, HOME, LANG, TZ and its own env, none of the server's secrets; inherit_env passes exactly the names listed")
     func execEnvironment() async throws {
+        // The secrets live in the environment of a real `doorbell serve`, never of this process
+        // (setenv here would race with every suite running in parallel).
         let secret = "doorbell-secret-\(UUID().uuidString)"
-        setenv("DOORBELL_STEPS_HOST_SECRET", secret, 1)
-        setenv("DOORBELL_STEPS_HOST_SHARED", "shared-value", 1)
-        defer {
-            unsetenv("DOORBELL_STEPS_HOST_SECRET")
-            unsetenv("DOORBELL_STEPS_HOST_SHARED")
-        }
-        let config = Self.execConfig(extra: """
-              - id: plain
-                on: ["open:plain"]
-                steps:
-                  - { id: env, exec: { argv: ["/usr/bin/env"], env: { STEP_VALUE: "{{event.type}}" } } }
-              - id: inheriting
-                on: ["open:inheriting"]
-                steps:
-                  - { id: env, exec: { argv: ["/usr/bin/env"], inherit_env: [DOORBELL_STEPS_HOST_SHARED, DOORBELL_STEPS_HOST_ABSENT] } }
-            """)
-        try await TestServer.with(config: config) { (server: TestServer) async throws in
-            let (plain, plainOutputs) = try await Self.runToEnd(server, type: "plain")
-            #expect(plain.status == .succeeded, "\(plain.lastError ?? "")")
-            #expect(plainOutputs["env"]?.contains(secret) == false, "the server's secret reached the command")
-            let plainNames = try Self.printedNames(plainOutputs["env"])
+        try await Receiver.with { receiver in
+            let folder = try TemporaryFolder.make()
+            let config = folder.appendingPathComponent("doorbell.yml")
+            // Each command's stdout travels on to the receiver, which the test reads.
+            try Self.execConfig(extra: """
+                  - id: plain
+                    on: ["open:plain"]
+                    steps:
+                      - { id: env, exec: { argv: ["/usr/bin/env"], env: { STEP_VALUE: "{{event.type}}" } } }
+                      - { id: report, http: { url: "\(receiver.baseURL)/plain", json: { stdout: "{{steps.env.stdout}}" } } }
+                  - id: inheriting
+                    on: ["open:inheriting"]
+                    steps:
+                      - { id: env, exec: { argv: ["/usr/bin/env"], inherit_env: [DOORBELL_STEPS_HOST_SHARED, DOORBELL_STEPS_HOST_ABSENT] } }
+                      - { id: report, http: { url: "\(receiver.baseURL)/inheriting", json: { stdout: "{{steps.env.stdout}}" } } }
+                """).write(to: config, atomically: true, encoding: .utf8)
+            let server = try ServeProcess.started(
+                config: config, environment: ["DOORBELL_STEPS_HOST_SECRET": secret, "DOORBELL_STEPS_HOST_SHARED": "shared-value"]
+            )
+            defer { server.stop() }
+
+            func printed(_ type: String) async throws -> String {
+                #expect(try await post("\(server.baseURL)/hooks/open", body: Array(#"{"type":"\#(type)"}"#.utf8)).status == 200)
+                #expect(try await eventually(20) { !receiver.requests("/\(type)").isEmpty }, "\(type): the run reported: \(server.output().suffix(2000))")
+                return try #require(receiver.requests("/\(type)").first?.body)
+            }
+            let plainOutput = try await printed("plain")
+            #expect(!plainOutput.contains(secret), "the server's secret reached the command")
+            let plainNames = try Self.printedNames(plainOutput)
             #expect(plainNames.isSubset(of: ["PATH", "HOME", "LANG", "TZ", "STEP_VALUE"]), "unexpected: \(plainNames.subtracting(["PATH", "HOME", "LANG", "TZ", "STEP_VALUE"]))")
             #expect(plainNames.contains("PATH") && plainNames.contains("STEP_VALUE"))
-            #expect(plainOutputs["env"]?.contains("STEP_VALUE=plain") == true, "the step's env is rendered")
+            #expect(plainOutput.contains("STEP_VALUE=plain"), "the step's env is rendered")
 
-            let (inheriting, inheritingOutputs) = try await Self.runToEnd(server, type: "inheriting")
-            #expect(inheriting.status == .succeeded, "\(inheriting.lastError ?? "")")
-            let names = try Self.printedNames(inheritingOutputs["env"])
+            let inheritingOutput = try await printed("inheriting")
+            let names = try Self.printedNames(inheritingOutput)
             #expect(names.subtracting(["PATH", "HOME", "LANG", "TZ"]) == ["DOORBELL_STEPS_HOST_SHARED"], "\(names)")
-            #expect(inheritingOutputs["env"]?.contains("DOORBELL_STEPS_HOST_SHARED=shared-value") == true)
-            #expect(inheritingOutputs["env"]?.contains(secret) == false)
+            #expect(inheritingOutput.contains("DOORBELL_STEPS_HOST_SHARED=shared-value"))
+            #expect(!inheritingOutput.contains(secret))
         }
     }
 
@@ -181,8 +191,7 @@ struct HardeningStepsHostTests {
                 steps:
                   - { id: wait, exec: { argv: ["/bin/sh", "-c", "sleep \(marker)"], timeout: 2s } }
             """).write(to: config, atomically: true, encoding: .utf8)
-        let server = try ServeProcess(config: config)
-        try server.start()
+        let server = try ServeProcess.started(config: config)
         #expect(try await post("\(server.baseURL)/hooks/open", body: Array(#"{"type":"slow"}"#.utf8)).status == 200)
         #expect(try await eventually { !Self.processes(marked: marker).isEmpty }, "the command started")
         let started = Date()
@@ -343,49 +352,5 @@ struct HardeningStepsHostTests {
             // And the server still stores events in it.
             #expect(try await run("write", path: "invoices/b.txt").status == .succeeded)
         }
-    }
-}
-
-/// `doorbell serve` under a descriptor limit (`ulimit -n`), in a process of its own so its open
-/// descriptors can be counted without this test process's.
-final class LimitedServe: @unchecked Sendable {
-    let process = Process()
-    private let errPipe = Pipe()
-    private(set) var port = 0
-
-    init(config: URL, openFiles: Int) throws {
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "ulimit -n \(openFiles) && exec \"$0\" serve --config \"$1\" --log-level notice", ChildProcess.doorbellBinary, config.path]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = errPipe
-        try process.run()
-        let handle = errPipe.fileHandleForReading
-        var text = ""
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            let data = handle.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
-            if let range = text.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
-                port = Int(text[range].split(separator: ":").last!)!
-                handle.readabilityHandler = { $0.availableData.isEmpty ? ($0.readabilityHandler = nil) : () }
-                return
-            }
-        }
-        stop()
-        throw TestFailure("doorbell serve did not start: \(text)")
-    }
-
-    var baseURL: String { "http://127.0.0.1:\(port)" }
-    var isRunning: Bool { process.isRunning }
-
-    func openDescriptors() throws -> Int {
-        try FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.processIdentifier)/fd").count
-    }
-
-    func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
     }
 }

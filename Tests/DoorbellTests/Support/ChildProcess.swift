@@ -67,42 +67,75 @@ func startPythonFixture(_ process: Process, script: String, arguments: [String])
     return Array(words.dropFirst())
 }
 
-/// `doorbell serve` as a child process, for crash and signal tests.
+/// `doorbell serve` as a child process (the real binary): crash, signal, descriptor and log tests.
+/// Its stdout and stderr go whole to files (`serve.out`, `serve.err`), so the child never blocks on a
+/// full pipe and a test can grep everything it printed; `openFiles` starts it under `ulimit -n`;
+/// `environment` is added to this process's for the child only (never `setenv` here: other suites
+/// run in parallel, and glibc's environment is not safe to change while they read it).
 final class ServeProcess: @unchecked Sendable {
     let process = Process()
-    private let errPipe = Pipe()
+    let outURL: URL
+    let errURL: URL
     private(set) var port = 0
 
-    init(config: URL, environment: [String: String] = [:]) throws {
+    init(config: URL, environment: [String: String] = [:], openFiles: Int? = nil, logLevel: String = "notice", logFolder: URL? = nil) throws {
+        let folder = try logFolder ?? TemporaryFolder.make()
+        outURL = folder.appendingPathComponent("serve.out")
+        errURL = folder.appendingPathComponent("serve.err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        process.executableURL = URL(fileURLWithPath: ChildProcess.doorbellBinary)
-        process.arguments = ["serve", "--config", config.path, "--log-level", "notice"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = errPipe
+        let arguments = ["serve", "--config", config.path, "--log-level", logLevel]
+        if let openFiles {
+            // The shell sets the limit, then becomes the server (`exec`): the pid is the server's.
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -n \(openFiles) && exec \"$0\" \"$@\"", ChildProcess.doorbellBinary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: ChildProcess.doorbellBinary)
+            process.arguments = arguments
+        }
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
     }
 
-    /// Starts the server and waits for its "listening on" line (at most 30 s).
-    func start() throws {
+    /// Starts the server and waits for its "listening on" line, at most `seconds`: the log file is
+    /// polled, never read with a blocking call, so a server that hangs silently ends the wait on time.
+    func start(seconds: Double = 30) throws {
         try process.run()
-        let handle = errPipe.fileHandleForReading
-        var text = ""
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            let data = handle.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            let text = output()
             if let range = text.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
-                let match = text[range]
-                port = Int(match.split(separator: ":").last!)!
-                // Keep draining stderr so the child never blocks on a full pipe.
-                handle.readabilityHandler = { $0.availableData.isEmpty ? ($0.readabilityHandler = nil) : () }
+                port = Int(text[range].split(separator: ":").last!)!
                 return
             }
+            guard Date() < deadline, process.isRunning else { break }
+            Thread.sleep(forTimeInterval: 0.05)
         }
-        throw TestFailure("doorbell serve did not start: \(text)")
+        let running = process.isRunning
+        if running { kill9() }
+        throw TestFailure("doorbell serve did not start \(running ? "within \(seconds) s" : "(it exited)"): \(output())")
+    }
+
+    /// A server started at once, or an error with what it printed.
+    static func started(config: URL, environment: [String: String] = [:], openFiles: Int? = nil, logLevel: String = "notice", logFolder: URL? = nil) throws -> ServeProcess {
+        let server = try ServeProcess(config: config, environment: environment, openFiles: openFiles, logLevel: logLevel, logFolder: logFolder)
+        try server.start()
+        return server
     }
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
+    var isRunning: Bool { process.isRunning }
+
+    /// Everything the server printed so far, stdout then stderr.
+    func output() -> String {
+        ((try? String(contentsOf: outURL, encoding: .utf8)) ?? "") + ((try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+    }
+
+    /// How many descriptors the server holds open now (from /proc, so this process's are not counted).
+    func openDescriptors() throws -> Int {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.processIdentifier)/fd").count
+    }
 
     private let stopLock = NSLock()
     private var stopped = false
@@ -121,5 +154,11 @@ final class ServeProcess: @unchecked Sendable {
         Foundation.kill(process.processIdentifier, SIGTERM)
         process.waitUntilExit()
         return process.terminationStatus
+    }
+
+    /// Ends the server if it still runs (SIGTERM, then waits); for `defer`.
+    func stop() {
+        guard process.isRunning else { return }
+        _ = terminate()
     }
 }
