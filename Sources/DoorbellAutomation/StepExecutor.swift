@@ -139,7 +139,7 @@ struct StepExecutor: Sendable {
         guard response.keptWhole else {
             // The kept part itself is incomplete: later steps would read half an answer.
             let why = response.ending == .deadline ? "timed out after \(timeout) s reading the answer" : "the answer broke off"
-            throw StepFailure("\(method) answered \(status) but \(why)", retryable: true)
+            throw StepFailure("\(method) \(RedactedURL(url)) answered \(status) but \(why)", retryable: true)
         }
         var output: [String: Any] = ["status": status]
         output["headers"] = Dictionary(response.headers.map { ($0.name.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first })

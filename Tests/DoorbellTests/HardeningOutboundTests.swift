@@ -221,68 +221,33 @@ struct HardeningOutboundTests {
 
 // MARK: large answers from real receivers
 
-/// A receiver on loopback whose answers are large: `POST /big/<bytes>` answers 200 with that many
-/// bytes, `/json/<bytes>` with a JSON object about that large, `/stall` with a 200 whose body
-/// trickles and never ends. Counts requests per path.
-final class LargeAnswerReceiver: Sendable {
-    private let counts = Mutex<[String: Int]>([:])
-    private let port = Mutex(0)
-
-    var baseURL: String { "http://127.0.0.1:\(port.withLock { $0 })" }
-
-    func count(_ path: String) -> Int { counts.withLock { $0[path] ?? 0 } }
-
-    static func with<T>(_ body: (LargeAnswerReceiver) async throws -> T) async throws -> T {
-        let receiver = LargeAnswerReceiver()
-        let router = Router()
-        router.on("/**", method: .post) { request, _ -> Response in
-            _ = try await request.body.collect(upTo: 1 << 20)
-            let path = request.uri.path
-            receiver.counts.withLock { $0[path, default: 0] += 1 }
-            let parts = path.split(separator: "/")
-            switch parts.first {
-            case "big":
-                let size = Int(parts.last ?? "") ?? 0
-                return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "x"), count: size)))
-            case "json":
-                let size = Int(parts.last ?? "") ?? 0
-                let json = #"{"ok":true,"pad":""# + String(repeating: "y", count: max(0, size - 20)) + #""}"#
-                var response = Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: json)))
-                response.headers[.contentType] = "application/json"
-                return response
-            default:
-                // A 200 whose body never ends: 16 bytes every 100 ms, for up to 30 s.
-                return Response(status: .ok, body: ResponseBody { writer in
-                    for _ in 0..<300 {
-                        try await writer.write(ByteBuffer(string: "0123456789abcdef"))
-                        try await Task.sleep(for: .milliseconds(100))
-                    }
-                    try await writer.finish(nil)
-                })
-            }
-        }
-        var logger = Logger(label: "large-answers")
-        logger.logLevel = .critical
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
-        let group = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            var iterator = ports.makeAsyncIterator()
-            let port = await iterator.next() ?? 0
-            receiver.port.withLock { $0 = port }
-            let result: T
-            do {
-                result = try await body(receiver)
-            } catch {
-                await group.triggerGracefulShutdown()
-                tasks.cancelAll()
-                throw error
-            }
-            // Graceful, but not held up by a stalled answer still trickling.
-            await group.triggerGracefulShutdown()
-            tasks.cancelAll()
-            return result
+extension HardeningOutboundTests {
+    /// Large answers for a `Receiver`: `POST /big/<bytes>` answers 200 with that many bytes,
+    /// `/json/<bytes>` with a JSON object about that large, `/stall` with a 200 whose body trickles
+    /// and does not end until the receiver stops; other paths get the default answer.
+    static let largeAnswers: Receiver.Answer = { path, receiver in
+        let parts = path.split(separator: "/")
+        switch parts.first {
+        case "big":
+            let size = Int(parts.last ?? "") ?? 0
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "x"), count: size)))
+        case "json":
+            let size = Int(parts.last ?? "") ?? 0
+            let json = #"{"ok":true,"pad":""# + String(repeating: "y", count: max(0, size - 20)) + #""}"#
+            var response = Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: json)))
+            response.headers[.contentType] = "application/json"
+            return response
+        case "stall":
+            // A 200 whose body does not end: 16 bytes every 100 ms, for up to 30 s.
+            return Response(status: .ok, body: ResponseBody { writer in
+                for _ in 0..<300 where !receiver.isStopping {
+                    try await writer.write(ByteBuffer(string: "0123456789abcdef"))
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                try await writer.finish(nil)
+            })
+        default:
+            return nil
         }
     }
 }
@@ -291,7 +256,7 @@ extension HardeningOutboundTests {
     @Test("a 2xx with a 1 MiB body is delivered after exactly one attempt; a 2xx whose body never ends too, at the timeout")
     func largeAnswerIsDelivered() async throws {
         try await Receiver.with { (counter: Receiver) async throws in
-            try await LargeAnswerReceiver.with { receiver in
+            try await Receiver.with(answer: Self.largeAnswers) { receiver in
                 let config = DeliveryTests.config(endpoints: """
                       - { id: big, url: "\(receiver.baseURL)/big/1048576", events: ["big"] }
                       - { id: stall, url: "\(receiver.baseURL)/stall", events: ["stall"] }
@@ -306,12 +271,12 @@ extension HardeningOutboundTests {
                     #expect(attempts.count == 1)
                     #expect(attempts.first?.status == 200 && attempts.first?.error == nil)
                     #expect((attempts.first?.response?.utf8.count ?? 0) == 1024)
-                    #expect(receiver.count("/big/1048576") == 1)
+                    #expect(receiver.requests("/big/1048576").count == 1)
 
                     #expect(try await eventually(5) { try await DeliveryTests.deliveries(server, endpoint: "stall").first?.status == .succeeded })
                     let stalled = try #require(try await DeliveryTests.deliveries(server, endpoint: "stall").first)
                     #expect(try await server.store.attempts(runID: stalled.id).count == 1)
-                    #expect(receiver.count("/stall") == 1)
+                    #expect(receiver.requests("/stall").count == 1)
                     // The circuit stayed closed: the next delivery to the healthy receiver went at once.
                     #expect(try await eventually { counter.requests("/after").count == 1 })
                 }
@@ -321,7 +286,7 @@ extension HardeningOutboundTests {
 
     @Test("an http step keeps a bounded output with truncated: true for a ~2 MiB answer, a JSON answer whole; an answer that never ends fails at the timeout")
     func httpStepTruncates() async throws {
-        try await LargeAnswerReceiver.with { receiver in
+        try await Receiver.with(answer: Self.largeAnswers) { receiver in
             let config = """
                 server: { listen: "127.0.0.1:0" }
                 storage: "sqlite:doorbell.db"
@@ -358,14 +323,14 @@ extension HardeningOutboundTests {
                 let report = try #require(try JSONSerialization.jsonObject(with: Data((outputs["report"] ?? "").utf8)) as? [String: Any])
                 #expect(report["truncated"] as? Bool == false)
                 #expect((report["body"] as? [String: Any])?["ok"] as? Bool == true)
-                #expect(receiver.count("/big/2097152") == 1)
+                #expect(receiver.requests("/big/2097152").count == 1)
 
                 // 2xx, then a body that trickles for longer than the step's timeout: the step ends at
                 // its timeout (a retryable failure: half an answer is no output), instead of waiting.
                 _ = try await post(server.baseURL + "/hooks/open", body: Array(#"{"type":"stall"}"#.utf8), headers: [("Content-Type", "application/json")])
                 #expect(try await eventually(5) { try await server.store.runs(matching: RunQuery(automation: "trickle", limit: 1)).first?.status == .dead })
                 let stalled = try #require(try await server.store.runs(matching: RunQuery(automation: "trickle", limit: 1)).first)
-                #expect(stalled.lastError?.contains("timed out") == true, "\(stalled.lastError ?? "")")
+                #expect(stalled.lastError?.contains("POST \(receiver.baseURL)/stall answered 200 but timed out") == true, "the error names the method and the (redacted) URL: \(stalled.lastError ?? "")")
             }
         }
     }

@@ -5,8 +5,13 @@ import NIOCore
 import ServiceLifecycle
 
 /// A real HTTP receiver on loopback that records every request and can be told to fail a path a
-/// number of times first (with a status, optionally Retry-After).
+/// number of times first (with a status, optionally Retry-After). An `Answer` given to `with`
+/// replaces the default `{"ok":…}` answer for the paths it chooses.
 final class Receiver: @unchecked Sendable {
+    /// The answer to a recorded request at this path, or nil for the default answer. Called after
+    /// `fail`, `hold` and `delay` had their say (a failure planned for the path wins).
+    typealias Answer = @Sendable (_ path: String, _ receiver: Receiver) -> Response?
+
     struct Received: Sendable {
         let path: String
         let headers: [String: String]
@@ -33,6 +38,12 @@ final class Receiver: @unchecked Sendable {
     }
 
     private func delayFor(_ path: String) -> Double { lock.withLock { delays[path] ?? 0 } }
+    private var stopping = false
+
+    /// True once the test body is done and the receiver shuts down: an answer that streams for long
+    /// ends early, so shutdown is not held up by it.
+    var isStopping: Bool { lock.withLock { stopping } }
+    private func stop() { lock.withLock { stopping = true } }
     private(set) var baseURL = ""
 
     func fail(_ path: String, times: Int, status: Int = 500, retryAfter: String? = nil) {
@@ -61,7 +72,7 @@ final class Receiver: @unchecked Sendable {
     }
 
     /// Runs the receiver around `body`.
-    static func with<T>(_ body: (Receiver) async throws -> T) async throws -> T {
+    static func with<T>(answer: Answer? = nil, _ body: (Receiver) async throws -> T) async throws -> T {
         let receiver = Receiver()
         let router = Router()
         router.on("/**", method: .post) { request, _ -> Response in
@@ -74,6 +85,7 @@ final class Receiver: @unchecked Sendable {
             while receiver.isHeld(request.uri.path) && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
             let delay = receiver.delayFor(request.uri.path)
             if delay > 0 { try await Task.sleep(for: .milliseconds(Int64(delay * 1000))) }
+            if status == 200, let answer, let response = answer(request.uri.path, receiver) { return response }
             var response = Response(status: .init(code: status), body: .init(byteBuffer: ByteBuffer(string: #"{"ok":\#(status == 200),"crm_id":"crm_42"}"#)))
             response.headers[.contentType] = "application/json"
             if let retryAfter { response.headers[.retryAfter] = retryAfter }
@@ -88,8 +100,12 @@ final class Receiver: @unchecked Sendable {
             tasks.addTask { try await group.run() }
             var iterator = ports.makeAsyncIterator()
             receiver.baseURL = "http://127.0.0.1:\(await iterator.next() ?? 0)"
-            defer { Task { await group.triggerGracefulShutdown() } }
+            defer {
+                receiver.stop()
+                Task { await group.triggerGracefulShutdown() }
+            }
             let result = try await body(receiver)
+            receiver.stop()
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
             return result
