@@ -213,10 +213,8 @@ extension SQLiteEventStore: DeliveryStore {
         let events = json([String].self, "events", "a JSON list of strings") ?? []
         let storedSecrets = json([StoredSecret].self, "secrets", "a JSON list of secrets")
         if storedSecrets?.isEmpty == true { damage.append("secrets: none stored (deliveries would go unsigned)") }
+        // Each header name and value is checked below, by `problems()` (EventLimits' rules).
         let headers = json([String: String].self, "headers", "a JSON object of strings") ?? [:]
-        for (name, value) in headers.sorted(by: { $0.key < $1.key }) where !Self.isHeaderName(name) || value.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) {
-            damage.append("headers: '\(name.prefix(64))' is not a valid header name and value")
-        }
         var rateLimit: RateLimit?
         if let stored = text("rate_limit") {
             rateLimit = RateLimit(stored)
@@ -235,20 +233,13 @@ extension SQLiteEventStore: DeliveryStore {
             fromConfig: Bool.fromDatabaseValue(row["from_config"] as DatabaseValue) ?? false, description: text("description"), retry: retry
         )
         // The row's own values checked as the API and the config check them (a secret that is not a
-        // whsec_/whsk_ key, an empty filter, a URL that is not http(s)).
+        // whsec_/whsk_ key, an empty filter, a URL that is not http(s), a header that could split a request).
         damage += endpoint.problems().filter { problem in !damage.contains { $0.hasPrefix(problem.field) } }.map { "\($0.field): \($0.message)" }
         if !damage.isEmpty {
             endpoint.enabled = false
             endpoint.disabledReason = "stored row damaged (\(damage.joined(separator: "; "))): not delivered to until repaired"
         }
         return (endpoint, damage)
-    }
-
-    /// An HTTP header name: a token (RFC 9110), so no line break, colon or space can split a request.
-    static func isHeaderName(_ name: String) -> Bool {
-        !name.isEmpty && name.unicodeScalars.allSatisfy { scalar in
-            scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || "!#$%&'*+-.^_`|~".unicodeScalars.contains(scalar))
-        }
     }
 
     /// Endpoints read for delivery; a damaged row is logged at error once per process and damage.
