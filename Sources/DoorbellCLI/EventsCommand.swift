@@ -135,7 +135,7 @@ struct EventJSON: Encodable {
 func printJSON(_ value: some Encodable) {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+    if let data = try? encoder.encode(value) { Swift.print(String(decoding: data, as: UTF8.self)) }
 }
 
 extension String {

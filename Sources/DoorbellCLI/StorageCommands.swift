@@ -67,6 +67,12 @@ struct BackupCommand: AsyncParsableCommand {
             printError("doorbell: \(target) is the database itself")
             throw ExitCode(1)
         }
+        // files_dir is where webhook data names files (attachments): a copy there could be mailed out.
+        let files = RealPath.of(configuration.filesDirectory)
+        if (RealPath.of(target) + "/").hasPrefix(files + "/") {
+            printError("doorbell: \(target) is inside files_dir \(files), where email steps may attach files; write the backup elsewhere")
+            throw ExitCode(1)
+        }
         let store = try openStore(configuration, access: .readOnly)
         do {
             try await store.backup(to: target)

@@ -1,3 +1,4 @@
+import Foundation
 import DoorbellCore
 import Logging
 
@@ -9,9 +10,20 @@ public enum StoreFactory {
     public static func open(_ location: StorageLocation, logger: Logger, access: StoreAccess = .server) throws -> any DoorbellStore {
         switch location {
         case .sqlite(let path):
+            try refuseEmptiedDatabase(path)
             return try SQLiteEventStore(path: path, logger: logger, access: access)
         case .postgres:
             throw StoreError.unavailable("PostgreSQL storage is not available in this build yet; use storage: sqlite:<file>")
         }
+    }
+
+    /// An empty database file beside a WAL that holds frames is a truncated database, not a new one:
+    /// opening it would start empty and reset the WAL, throwing away what the WAL still holds.
+    static func refuseEmptiedDatabase(_ path: String) throws {
+        let files = FileManager.default
+        guard let size = (try? files.attributesOfItem(atPath: path))?[.size] as? Int, size == 0,
+              let walSize = (try? files.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int, walSize > 0
+        else { return }
+        throw StoreError.unavailable("the database file \(path) is empty but its write-ahead log \(path)-wal holds \(walSize) bytes: the database was truncated. Restore it from a backup (or a rescued copy beside it); Doorbell will not start on it, as that would discard the log")
     }
 }

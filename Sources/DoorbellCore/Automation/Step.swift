@@ -150,7 +150,11 @@ public indirect enum TemplateValue: Sendable, Equatable {
 
 /// `email`: a message over SMTP (the top-level `smtp:` settings, or the step's own).
 public struct EmailStep: Sendable, Equatable {
-    /// Recipients (templates); one entry may hold several addresses separated by commas.
+    /// At most this many recipients (to + cc + bcc) per message: a step is a receipt or an alert, not a
+    /// mailing list, and a cap keeps a hostile body from making Doorbell a relay.
+    public static let maxRecipients = 50
+    /// Recipients (templates); a literal entry may hold several addresses separated by commas, a
+    /// templated entry exactly one.
     public var to: [String]
     public var cc: [String]
     /// Recipients who get the message without appearing in its headers.

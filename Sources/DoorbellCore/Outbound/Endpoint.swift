@@ -61,16 +61,38 @@ public struct Endpoint: Sendable, Equatable {
         } else {
             problems.append(("url", "not an http(s) URL: '\(RedactedURL(url))'"))
         }
+        if url.utf8.count > Self.maxURLBytes { problems.append(("url", "at most \(Self.maxURLBytes) bytes, found \(url.utf8.count)")) }
         if events.isEmpty { problems.append(("events", "list at least one event type pattern, e.g. \"*\"")) }
+        if events.count > Self.maxEventPatterns { problems.append(("events", "at most \(Self.maxEventPatterns) patterns, found \(events.count)")) }
+        if let long = events.first(where: { $0.utf8.count > EventLimits.maxTypeBytes }) {
+            problems.append(("events", "a pattern must be at most \(EventLimits.maxTypeBytes) bytes, found \(long.utf8.count)"))
+        }
+        if headers.count > Self.maxHeaders { problems.append(("headers", "at most \(Self.maxHeaders) headers, found \(headers.count)")) }
         // A CR/LF in a header would fail (or split) every delivery; refused where it is entered.
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
-            if let problem = EventLimits.headerNameProblem(name) ?? EventLimits.headerValueProblem(value) { problems.append(("headers", "\(name.prefix(64)): \(problem)")) }
+            if let problem = EventLimits.headerNameProblem(name) ?? EventLimits.headerValueProblem(value) {
+                problems.append(("headers", "\(name.prefix(64)): \(problem)"))
+            } else if Self.reservedHeaders.contains(name.lowercased()) || name.lowercased().hasPrefix("webhook-") {
+                problems.append(("headers", "\(name.prefix(64)): set by Doorbell for every delivery (framing and signature), not configurable"))
+            }
+        }
+        if let retry, retry.schedule.count > Self.maxRetryAttempts {
+            problems.append(("retry", "at most \(Self.maxRetryAttempts) attempts in the schedule, found \(retry.schedule.count)"))
         }
         for secret in secrets where !EndpointSecret.looksValid(secret.secret) {
             problems.append(("secret", "expected whsec_<base64 of 24–64 bytes> or whsk_<base64 Ed25519 key>"))
         }
         return problems
     }
+
+    /// Limits on what an endpoint may hold: the API takes endpoints from anyone with a token, and every
+    /// delivery carries these values, so none of them may grow without bound.
+    public static let maxURLBytes = 2048
+    public static let maxEventPatterns = 100
+    public static let maxHeaders = 32
+    public static let maxRetryAttempts = 30
+    /// Headers a delivery's framing and signature depend on (`webhook-*` too): never taken from configuration.
+    static let reservedHeaders: Set<String> = ["host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "trailer", "expect"]
 
     public static func isValidID(_ id: String) -> Bool {
         !id.isEmpty && id.count <= 64 && id.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
