@@ -77,7 +77,9 @@ public enum DoorbellApplication {
 }
 
 /// `/healthz`: the process is up. `/readyz`: the store can acknowledge events — its file is the one
-/// it opened and the last write committed (503 with the reason otherwise).
+/// it opened and the last write committed. Otherwise 503 with a few words (`"database file lost"`,
+/// `"last write failed"`): the endpoint needs no token, so paths and SQLite's messages go to the log
+/// only.
 struct HealthController: Sendable {
     let store: any EventStore
 
@@ -91,7 +93,8 @@ struct HealthController: Sendable {
                 return JSONResponse.make(.ok, ["status": "ready"])
             } catch {
                 context.logger.warning("not ready", metadata: ["error": "\(error)"])
-                return JSONResponse.error(.serviceUnavailable, "\(error)")
+                let reason = (error as? StoreError)?.summary ?? "storage unavailable"
+                return JSONResponse.make(.serviceUnavailable, ["status": "unavailable", "reason": reason])
             }
         }
     }

@@ -15,8 +15,13 @@ import Darwin
 /// by a new file; a check compares `fstat` of that descriptor with `stat` of the path (a few
 /// microseconds, cheap enough for every group commit). Truncation shows as a smaller size, or, when
 /// writes have grown the file again since, as a header that is no longer there (the first bytes of
-/// a truncated file read back as zeros). The descriptors are closed only after SQLite has closed
-/// the database: closing any descriptor of a file drops the process's POSIX locks on it.
+/// a truncated file read back as zeros). A file overwritten in place (`cp backup.db doorbell.db`:
+/// same inode, a valid header, not necessarily smaller) shows as a changed header: in WAL mode only a
+/// checkpoint writes the main file, the server's connections never checkpoint on their own
+/// (`wal_autocheckpoint = 0`), and after each of our checkpoints the store calls `rememberHeader()`,
+/// so any other change of the main file's first 100 bytes (change counter, page count, ...) was made
+/// by someone else. The descriptors are closed only after SQLite has closed the database: closing any
+/// descriptor of a file drops the process's POSIX locks on it.
 final class DatabaseFileWatch: Sendable {
     private struct Watched {
         let path: String
@@ -26,7 +31,13 @@ final class DatabaseFileWatch: Sendable {
         var largest: Int64
         /// How the file must start once it is this long: SQLite's database header, or a WAL's magic.
         let header: (length: Int, valid: @Sendable ([UInt8]) -> Bool)
+        /// The main file's first `headerBytes` bytes as our last checkpoint left them (nil for the WAL,
+        /// which every commit rewrites).
+        var expected: [UInt8]?
     }
+
+    /// SQLite's database header: what a checkpoint rewrites, and what another file's copy differs in.
+    static let headerBytes = 100
 
     /// "SQLite format 3\0".
     private static let databaseHeader: (Int, @Sendable ([UInt8]) -> Bool) = (16, { $0 == Array("SQLite format 3\0".utf8) })
@@ -66,10 +77,15 @@ final class DatabaseFileWatch: Sendable {
         let rescuable: Bool
     }
 
-    /// Nil while every watched file is the one opened and has not shrunk; otherwise what happened.
+    /// Nil while every watched file is the one opened, has not shrunk and (the main file) still
+    /// starts as our last checkpoint left it; otherwise what happened.
     func check() -> Loss? {
-        for path in optional where !watched.withLock({ $0.contains { $0.path == path } }) { watch(path) }
-        return watched.withLock { files in
+        watched.withLock { files in
+            // Looked for and opened under the same lock, so two callers (a group commit and /readyz)
+            // cannot both find the WAL unwatched and both open it.
+            for path in optional where !files.contains(where: { $0.path == path }) {
+                if let file = Self.openWatched(path) { files.append(file) }
+            }
             for index in files.indices {
                 let file = files[index]
                 var opened = stat()
@@ -87,11 +103,13 @@ final class DatabaseFileWatch: Sendable {
                     return Loss(description: "the database file \(file.path) was truncated from \(file.largest) to \(size) bytes while the server was running", rescuable: false)
                 }
                 if size >= file.header.length {
-                    var bytes = [UInt8](repeating: 0, count: file.header.length)
-                    let read = bytes.withUnsafeMutableBytes { pread(file.descriptor, $0.baseAddress, file.header.length, 0) }
-                    if read == file.header.length, !file.header.valid(bytes) {
+                    let bytes = Self.read(file.descriptor, file.header.length)
+                    if bytes.count == file.header.length, !file.header.valid(bytes) {
                         return Loss(description: "the database file \(file.path) was truncated (its header is gone) while the server was running", rescuable: false)
                     }
+                }
+                if let expected = file.expected, Self.read(file.descriptor, Self.headerBytes) != expected {
+                    return Loss(description: "the database file \(file.path) was overwritten in place (its header changed outside the server's checkpoints) while the server was running", rescuable: false)
                 }
                 files[index].largest = size
             }
@@ -99,12 +117,35 @@ final class DatabaseFileWatch: Sendable {
         }
     }
 
+    /// Takes the main file's header as it stands now as ours; call right after our own checkpoint,
+    /// while still holding SQLite's writer (no other checkpoint can run in between).
+    func rememberHeader() {
+        watched.withLock { files in
+            for index in files.indices where files[index].expected != nil {
+                files[index].expected = Self.read(files[index].descriptor, Self.headerBytes)
+            }
+        }
+    }
+
     private func watch(_ path: String) {
+        guard let file = Self.openWatched(path) else { return }
+        watched.withLock { $0.append(file) }
+    }
+
+    private static func openWatched(_ path: String) -> Watched? {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return }
+        guard descriptor >= 0 else { return nil }
         var status = stat()
         let size = fstat(descriptor, &status) == 0 ? Int64(status.st_size) : 0
-        let header = path.hasSuffix("-wal") ? Self.walHeader : Self.databaseHeader
-        watched.withLock { $0.append(Watched(path: path, descriptor: descriptor, largest: size, header: header)) }
+        let isWAL = path.hasSuffix("-wal")
+        return Watched(path: path, descriptor: descriptor, largest: size, header: isWAL ? walHeader : databaseHeader,
+                       expected: isWAL ? nil : read(descriptor, headerBytes))
+    }
+
+    /// Up to `count` bytes from the start of the file (fewer when it is shorter), with `pread`.
+    private static func read(_ descriptor: Int32, _ count: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        let read = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, count, 0) }
+        return Array(bytes.prefix(max(0, read)))
     }
 }

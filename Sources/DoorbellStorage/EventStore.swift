@@ -7,7 +7,8 @@ import DoorbellCore
 /// answer 2xx. Concurrent ingests may share one commit (group commit).
 public protocol EventStore: Sendable {
     /// Stores `event` durably, or finds the earlier event with the same source and provider id.
-    /// Throws `StoreError.unavailable` when nothing could be stored.
+    /// Throws `StoreError.unavailable` when nothing could be stored, `.rejected` when the database
+    /// refused this one event (a constraint) while the store works.
     func ingest(_ event: NewEvent) async throws -> IngestOutcome
     /// One event by its id (`evt_…`).
     func event(id: String) async throws -> StoredEvent?
@@ -15,7 +16,8 @@ public protocol EventStore: Sendable {
     func events(matching query: EventQuery) async throws -> [StoredEvent]
     /// How many events match (for `doorbell events list` summaries and tests).
     func countEvents(matching query: EventQuery) async throws -> Int
-    /// Throws when the store cannot serve requests (`/readyz`).
+    /// Throws when the store cannot serve requests (`/readyz`): a `StoreError` whose `summary` is
+    /// safe to show anyone and whose `reason` is for the log.
     func checkReady() async throws
     /// Finishes pending commits and releases the database.
     func close() async throws
@@ -43,19 +45,34 @@ public struct EventQuery: Sendable, Equatable {
 
 /// Storage failures the server turns into 503. Cases may be added.
 public struct StoreError: Error, Sendable, CustomStringConvertible {
-    private enum Code: Sendable { case unavailable, closed, incompatibleSchema }
-    private let code: Code
-    /// What went wrong underneath, for logs.
-    public let reason: String
+    public enum Kind: Sendable, Equatable {
+        /// Nothing can be stored now (the disk, the database file).
+        case unavailable
+        case closed
+        case incompatibleSchema
+        /// This one write was refused by the database (a constraint); the store itself works and
+        /// the other writes of its batch committed.
+        case rejected
+    }
 
-    public static func unavailable(_ reason: String) -> StoreError { StoreError(code: .unavailable, reason: reason) }
-    public static let closed = StoreError(code: .closed, reason: "the store is shutting down")
+    public let kind: Kind
+    /// What went wrong underneath, for logs: may name files and carry SQLite's message, so it is
+    /// never shown to an unauthenticated caller (`summary` is).
+    public let reason: String
+    /// A few words without paths or error text, for `/readyz` (e.g. "database file lost").
+    public let summary: String
+
+    public static func unavailable(_ reason: String, summary: String = "storage unavailable") -> StoreError { StoreError(kind: .unavailable, reason: reason, summary: summary) }
+    public static let closed = StoreError(kind: .closed, reason: "the store is shutting down", summary: "shutting down")
     /// The database was written by a newer doorbell, or (for a read-only open) needs migrating first.
-    public static func incompatibleSchema(_ reason: String) -> StoreError { StoreError(code: .incompatibleSchema, reason: reason) }
+    public static func incompatibleSchema(_ reason: String) -> StoreError { StoreError(kind: .incompatibleSchema, reason: reason, summary: "incompatible database schema") }
+    /// One write of a batch failed on its own (rolled back to its savepoint).
+    public static func rejected(_ reason: String) -> StoreError { StoreError(kind: .rejected, reason: reason, summary: "write rejected") }
 
     public var description: String {
-        switch code {
+        switch kind {
         case .unavailable: "storage unavailable: \(reason)"
+        case .rejected: "the database rejected this write (the store works; the other writes went through): \(reason)"
         case .closed, .incompatibleSchema: reason
         }
     }

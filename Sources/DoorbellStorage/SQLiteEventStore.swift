@@ -9,7 +9,12 @@ import Synchronization
 /// has one writer, so one batcher feeding it means one fsync for everything that is waiting. A batch
 /// that fails is tried again with a savepoint per item, so one bad item fails alone and the rest
 /// commit. The server's store watches its file (`DatabaseFileWatch`) and acknowledges nothing once
-/// the file was deleted, replaced or truncated.
+/// the file was deleted, replaced, truncated or overwritten in place.
+///
+/// Nothing checkpoints on its own (`wal_autocheckpoint = 0`, in the server and in the commands that
+/// write beside it): the server checkpoints itself, at most every `checkpointInterval`, right after
+/// a group commit (or a prune batch), and then takes the main file's new header as its own. So any
+/// other change of that header means someone else wrote the file.
 public final class SQLiteEventStore: EventStore, RunStore {
     let pool: DatabasePool
     /// The database file.
@@ -20,12 +25,29 @@ public final class SQLiteEventStore: EventStore, RunStore {
     private let recent = Mutex(RecentEvents())
     let monitor: StoreMonitor
     let logger: Logger
+    /// The clock for everything the store stamps or paces (tests pass their own).
+    let now: @Sendable () -> Date
+    /// The copies of a lost file under way; `close()` waits for them.
+    private let rescues: RescueTasks
+    /// Batches retried with a savepoint per item (observable for tests and logs).
+    let savepointRetries: SavepointRetryLog
+    /// When `/readyz` last tried a probe write, and how many it tried.
+    private let probes = Mutex(Probes())
+    /// When the server last checkpointed.
+    private let checkpoints: CheckpointPacing
+
+    /// `/readyz` tries at most one probe write per this many seconds: it is unauthenticated, and each
+    /// probe is a commit (an fsync).
+    static let probeInterval: TimeInterval = 1
+    /// The server checkpoints the WAL into the database file at most this often (the WAL holds at most
+    /// this long's writes).
+    static let checkpointInterval: TimeInterval = 2
 
     /// Opens the database at `path`. `.server` and `.readWrite` create it if needed and bring its
     /// schema up to date; `.readOnly` (list, show, check, backup) never writes or migrates. Each
     /// refuses a database whose schema is newer than this build, and read-only also one that is
     /// older, with a message that says which.
-    public init(path: String, logger: Logger = Logger(label: "doorbell.storage"), access: StoreAccess = .server) throws {
+    public init(path: String, logger: Logger = Logger(label: "doorbell.storage"), access: StoreAccess = .server, now: @escaping @Sendable () -> Date = { Date() }) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.label = "doorbell"
@@ -36,6 +58,9 @@ public final class SQLiteEventStore: EventStore, RunStore {
                 // The WAL never shrinks while we run (whatever the build's default), so the file
                 // watch can read a smaller WAL as truncation by someone else.
                 try db.execute(sql: "PRAGMA journal_size_limit = -1")
+                // Only the server checkpoints, at known moments (`checkpointIfDue`): a checkpoint
+                // rewrites the main file's header, which the server's watch compares.
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
             }
             let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -58,30 +83,40 @@ public final class SQLiteEventStore: EventStore, RunStore {
         self.path = path
         self.access = access
         self.logger = logger
+        self.now = now
+        let rescues = RescueTasks()
+        self.rescues = rescues
         let monitor = StoreMonitor(watch: access == .server ? DatabaseFileWatch(path: path, companions: [path + "-wal"]) : nil, logger: logger) { [pool, logger] loss in
             guard loss.rescuable else { return }
-            Task { await SQLiteEventStore.rescue(pool, path: path, logger: logger) }
+            rescues.start { await SQLiteEventStore.rescue(pool, path: path, at: now(), logger: logger) }
         }
         self.monitor = monitor
+        let checkpoints = CheckpointPacing(enabled: access == .server, now: now)
+        self.checkpoints = checkpoints
+        let savepointRetries = SavepointRetryLog()
+        self.savepointRetries = savepointRetries
         self.writes = GroupCommit { items in
             // Never commit into a file that is no longer the one at the path: nobody would find it.
             try monitor.beforeWrite()
             let results: [Result<StoreWriteResult, any Error>]
+            let at = now()
             do {
                 do {
                     // Usually nothing fails: one plain transaction, no savepoint statements.
-                    results = try await pool.write { db in try SQLiteEventStore.applyBatch(items, db, savepoints: false) }
+                    results = try await pool.write { db in try SQLiteEventStore.applyBatch(items, db, savepoints: false, now: at) }
                 } catch {
                     // Something did (and all of it was rolled back): again with a savepoint per item,
                     // so a bad item fails alone and the others commit.
-                    results = try await pool.write { db in try SQLiteEventStore.applyBatch(items, db, savepoints: true) }
+                    savepointRetries.record(batch: items.count)
+                    results = try await pool.write { db in try SQLiteEventStore.applyBatch(items, db, savepoints: true, now: at) }
                 }
             } catch {
                 monitor.writeFailed(String(describing: error))
-                throw StoreError.unavailable(String(describing: error))
+                throw StoreError.unavailable(String(describing: error), summary: StoreMonitor.writeFailedSummary)
             }
             // Deleted during the commit: what it wrote is in an unlinked inode, not stored; no 2xx.
             try monitor.afterCommit()
+            await checkpoints.checkpointIfDue(pool, monitor: monitor, logger: logger)
             return results
         }
     }
@@ -112,36 +147,46 @@ public final class SQLiteEventStore: EventStore, RunStore {
     }
 
     /// Applies a batch in the caller's transaction. With `savepoints`, each item runs inside its own
-    /// savepoint: an item that fails (a constraint, a run that is gone) is rolled back alone and
-    /// answered with its error. When SQLite has rolled back the whole transaction (disk full, I/O
+    /// savepoint: an item that fails on its own (a constraint) is rolled back alone and answered
+    /// with `StoreError.rejected`. When SQLite has rolled back the whole transaction (disk full, I/O
     /// error) the batch fails. Without, the first error fails the batch.
-    static func applyBatch(_ items: [StoreWrite], _ db: Database, savepoints: Bool) throws -> [Result<StoreWriteResult, any Error>] {
-        guard savepoints else { return try items.map { .success(try apply(item: $0, db)) } }
+    static func applyBatch(_ items: [StoreWrite], _ db: Database, savepoints: Bool, now: Date) throws -> [Result<StoreWriteResult, any Error>] {
+        guard savepoints else { return try items.map { .success(try apply(item: $0, db, now: now)) } }
         var results: [Result<StoreWriteResult, any Error>] = []
         results.reserveCapacity(items.count)
         for item in items {
             var result: StoreWriteResult?
             do {
                 try db.inSavepoint {
-                    result = try apply(item: item, db)
+                    result = try apply(item: item, db, now: now)
                     return .commit
                 }
                 results.append(.success(result!))
             } catch {
-                guard db.isInsideTransaction else { throw error }
-                results.append(.failure(StoreError.unavailable(String(describing: error))))
+                // A disk or file fault (read-only, full, I/O) fails the batch and marks the store
+                // unready, even where SQLite kept the transaction open.
+                guard db.isInsideTransaction, Self.isItemFault(error) else { throw error }
+                // The store works (the rest of the batch commits): this one write was refused.
+                results.append(.failure(StoreError.rejected(String(describing: error))))
             }
         }
         return results
     }
 
-    private static func apply(item: StoreWrite, _ db: Database) throws -> StoreWriteResult {
+    /// Whether `error` is this item's own (a constraint, a value too big or of the wrong type) rather
+    /// than the database's.
+    static func isItemFault(_ error: any Error) -> Bool {
+        guard let error = error as? DatabaseError else { return true }
+        return error.resultCode == .SQLITE_CONSTRAINT || error.resultCode == .SQLITE_TOOBIG || error.resultCode == .SQLITE_MISMATCH
+    }
+
+    private static func apply(item: StoreWrite, _ db: Database, now: Date) throws -> StoreWriteResult {
         switch item {
         case .ingest(let event):
             let (outcome, sequence) = try insert([event], db)[0]
             return .ingested(outcome, sequence: sequence)
         case .queue(let write):
-            return .queued(try apply(write, db))
+            return .queued(try apply(write, db, now: now))
         case .probe(let at):
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO store_probe (id, written_at) VALUES (1, ?)").execute(arguments: [at.millis])
             return .probed
@@ -151,21 +196,22 @@ public final class SQLiteEventStore: EventStore, RunStore {
     /// Inserts a batch in the caller's transaction; a provider id seen before yields the earlier event.
     /// Each outcome comes with the new row's sequence number (nil for a duplicate).
     static func insert(_ events: [NewEvent], _ db: Database) throws -> [(IngestOutcome, Int64?)] {
+        // A key whose event retention already pruned still dedupes for `retention.dedupe_window`:
+        // checked inside the insert (one statement for a new event, no extra lookup on the hot path).
         let insert = try db.cachedStatement(sql: """
             INSERT INTO events (id, source, type, provider_id, received_at, headers, body, depth)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+            WHERE ?4 IS NULL OR NOT EXISTS (SELECT 1 FROM dedupe_keys WHERE source = ?2 AND provider_id = ?4)
             ON CONFLICT (source, provider_id) DO NOTHING
             """)
-        let findDuplicate = try db.cachedStatement(sql: "SELECT id FROM events WHERE source = ? AND provider_id = ?")
-        // A key whose event retention already pruned still dedupes for `retention.dedupe_window`.
-        let findPruned = try db.cachedStatement(sql: "SELECT event_id FROM dedupe_keys WHERE source = ? AND provider_id = ?")
+        let findDuplicate = try db.cachedStatement(sql: """
+            SELECT id FROM events WHERE source = ?1 AND provider_id = ?2
+            UNION ALL SELECT event_id FROM dedupe_keys WHERE source = ?1 AND provider_id = ?2
+            LIMIT 1
+            """)
         var outcomes: [(IngestOutcome, Int64?)] = []
         outcomes.reserveCapacity(events.count)
         for event in events {
-            if let providerID = event.providerID, let earlier = try String.fetchOne(findPruned, arguments: [event.source, providerID]) {
-                outcomes.append((IngestOutcome(id: earlier, duplicate: true), nil))
-                continue
-            }
             try insert.execute(arguments: [
                 event.id, event.source, event.type, event.providerID,
                 event.receivedAt.millis,
@@ -230,24 +276,40 @@ public final class SQLiteEventStore: EventStore, RunStore {
     /// Ready when the database file is still the one opened and the last write committed. After a
     /// failed write this tries a small write of its own, so an idle server becomes ready again as
     /// soon as the disk takes writes (no restart, no waiting for traffic).
+    /// The probe is tried at most once per `probeInterval` (anyone may call `/readyz`, and each probe
+    /// is a commit); in between, the last failure stands. The error's `summary` says which of the
+    /// two it is, in a few words; its `reason` (paths, SQLite's message) is for the log.
     public func checkReady() async throws {
         switch monitor.readiness() {
         case .ready:
             break
         case .fileLost(let reason):
-            throw StoreError.unavailable(reason)
+            throw StoreError.unavailable(reason, summary: StoreMonitor.fileLostSummary)
         case .lastWriteFailed(let reason):
+            let at = now()
+            let due = probes.withLock { $0.start(at: at, interval: Self.probeInterval) }
+            guard due else { throw StoreError.unavailable(reason, summary: StoreMonitor.writeFailedSummary) }
             do {
-                _ = try await write(.probe(at: Date()))
+                _ = try await write(.probe(at: at))
+            } catch let error as StoreError where error.kind == .unavailable {
+                throw error
             } catch {
-                throw StoreError.unavailable(reason)
+                throw StoreError.unavailable(reason, summary: StoreMonitor.writeFailedSummary)
             }
         }
         do {
             try await pool.read { db in try db.execute(sql: "SELECT 1 FROM events LIMIT 1") }
         } catch {
-            throw StoreError.unavailable(String(describing: error))
+            throw StoreError.unavailable(String(describing: error), summary: "database unreadable")
         }
+    }
+
+    /// How many probe writes `/readyz` has tried.
+    var probeCount: Int { probes.withLock { $0.count } }
+
+    /// Checkpoints when one is due (server only); for writers outside the group commit (pruning).
+    func checkpointIfDue() async {
+        await checkpoints.checkpointIfDue(pool, monitor: monitor, logger: logger)
     }
 
     /// Finishes queued commits; the server then checkpoints the WAL into the database file and
@@ -256,6 +318,9 @@ public final class SQLiteEventStore: EventStore, RunStore {
     /// a truncated file to its watch.)
     public func close() async throws {
         await writes.close()
+        // A copy of a lost file still being written needs the connection: finish it first (no
+        // `.partial` file left behind, no close failing under it).
+        await rescues.finish()
         if access == .server, monitor.fileIntact {
             do {
                 try await pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
@@ -270,8 +335,8 @@ public final class SQLiteEventStore: EventStore, RunStore {
     /// After the database file was deleted or replaced, the open connection still reads the old
     /// one: copy it (`VACUUM INTO`, a consistent snapshot of everything committed, so every event
     /// ever acknowledged) to `<path>.rescued-<milliseconds>` beside it, for the operator to put back.
-    static func rescue(_ pool: DatabasePool, path: String, logger: Logger) async {
-        let target = "\(path).rescued-\(Date().millis)"
+    static func rescue(_ pool: DatabasePool, path: String, at time: Date, logger: Logger) async {
+        let target = "\(path).rescued-\(time.millis)"
         do {
             try await pool.writeWithoutTransaction { db in try db.execute(sql: "VACUUM INTO ?", arguments: [target + ".partial"]) }
             try FileManager.default.moveItem(atPath: target + ".partial", toPath: target)
@@ -310,6 +375,101 @@ public final class SQLiteEventStore: EventStore, RunStore {
                 headers: HeaderCoding.decode(row["headers"] ?? ""), body: [UInt8](body), depth: row["depth"] ?? 0
             )
         )
+    }
+}
+
+/// The copies of a lost database file under way. Once `finish` has begun none starts: the
+/// connection they read from is about to close.
+final class RescueTasks: Sendable {
+    private struct State {
+        var tasks: [Task<Void, Never>] = []
+        var finished = false
+    }
+
+    private let state = Mutex(State())
+
+    func start(_ operation: @escaping @Sendable () async -> Void) {
+        state.withLock { state in
+            guard !state.finished else { return }
+            state.tasks.append(Task { await operation() })
+        }
+    }
+
+    /// Refuses new copies and waits for those under way.
+    func finish() async {
+        let tasks = state.withLock { state in
+            state.finished = true
+            return state.tasks
+        }
+        for task in tasks { await task.value }
+    }
+}
+
+/// Batches that failed and were written again with a savepoint per item.
+struct SavepointRetries: Sendable, Equatable {
+    private(set) var batches = 0
+    /// The most items one such batch held.
+    private(set) var largestBatch = 0
+
+    mutating func record(batch size: Int) {
+        batches += 1
+        largestBatch = max(largestBatch, size)
+    }
+}
+
+final class SavepointRetryLog: Sendable {
+    private let retries = Mutex(SavepointRetries())
+    func record(batch size: Int) { retries.withLock { $0.record(batch: size) } }
+    var value: SavepointRetries { retries.withLock { $0 } }
+}
+
+/// `/readyz`'s probe writes after a failed write: at most one per interval.
+struct Probes: Sendable, Equatable {
+    private(set) var last: Date?
+    private(set) var count = 0
+
+    /// True (and counted) when a probe may be tried at `time`. A clock that went backwards allows one.
+    mutating func start(at time: Date, interval: TimeInterval) -> Bool {
+        if let last, time >= last, time.timeIntervalSince(last) < interval { return false }
+        last = time
+        count += 1
+        return true
+    }
+}
+
+/// The server's own WAL checkpoints, at most one per `SQLiteEventStore.checkpointInterval`, each
+/// in the writer and followed by taking the main file's header as ours.
+final class CheckpointPacing: Sendable {
+    private let enabled: Bool
+    private let now: @Sendable () -> Date
+    private let last: Mutex<Date>
+
+    init(enabled: Bool, now: @escaping @Sendable () -> Date) {
+        self.enabled = enabled
+        self.now = now
+        last = Mutex(now())
+    }
+
+    func checkpointIfDue(_ pool: DatabasePool, monitor: StoreMonitor, logger: Logger) async {
+        guard enabled else { return }
+        let at = now()
+        let due = last.withLock { last in
+            guard at < last || at.timeIntervalSince(last) >= SQLiteEventStore.checkpointInterval else { return false }
+            last = at
+            return true
+        }
+        guard due else { return }
+        do {
+            try await pool.writeWithoutTransaction { db in
+                // Not into a file that is no longer ours; and the header is re-read while we still
+                // hold the writer, so no other checkpoint falls in between.
+                guard monitor.fileStillIntact() else { return }
+                _ = try db.checkpoint(.passive)
+                monitor.checkpointed()
+            }
+        } catch {
+            logger.warning("WAL checkpoint failed; the next one tries again", metadata: ["error": "\(error)"])
+        }
     }
 }
 

@@ -76,6 +76,8 @@ extension SQLiteEventStore: MaintenanceStore {
             let from = cursor
             let started = clock.now
             let (counts, next) = try await pool.write { db in try step(from, db) }
+            // Nothing checkpoints on its own: a long prune on an idle server would grow the WAL.
+            await checkpointIfDue()
             total += counts
             guard let next else { break }
             cursor = next

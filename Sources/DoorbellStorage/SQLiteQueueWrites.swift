@@ -23,9 +23,9 @@ private let heldByClaim = "WHERE id = ? AND lease_owner = ? AND lease_token = ? 
 
 extension SQLiteEventStore {
     /// Applies one write inside the batch's transaction. For `finishAttempt`, also since when the
-    /// endpoint has been failing.
-    static func apply(_ write: QueueWrite, _ db: Database) throws -> AttemptWrite {
-        let now = Date().millis
+    /// endpoint has been failing. `time` is the batch's, from the store's clock.
+    static func apply(_ write: QueueWrite, _ db: Database, now time: Date) throws -> AttemptWrite {
+        let now = time.millis
         func held(_ runID: String, _ lease: Lease) -> StatementArguments { [runID, lease.owner, lease.token] }
         func answered() -> AttemptWrite { AttemptWrite(transition: db.changesCount > 0 ? .applied : .leaseLost, failingSince: nil) }
         switch write {

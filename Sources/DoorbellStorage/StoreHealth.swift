@@ -55,13 +55,13 @@ final class StoreMonitor: Sendable {
 
     /// Throws when the file is gone (noticed now or earlier): nothing may be committed.
     func beforeWrite() throws {
-        if let reason = checkFile() { throw StoreError.unavailable(reason) }
+        if let reason = checkFile() { throw StoreError.unavailable(reason, summary: Self.fileLostSummary) }
     }
 
     /// After a commit: throws when the file went away meanwhile (the commit is not where anyone
     /// will look for it); otherwise the write counts as a success.
     func afterCommit() throws {
-        if let reason = checkFile() { throw StoreError.unavailable(reason) }
+        if let reason = checkFile() { throw StoreError.unavailable(reason, summary: Self.fileLostSummary) }
         health.withLock { $0.writeSucceeded() }
     }
 
@@ -84,6 +84,17 @@ final class StoreMonitor: Sendable {
     var fileIntact: Bool { health.withLock { $0.fileProblem == nil } }
 
     func stop() { watch?.stop() }
+
+    /// What `/readyz` answers for a lost file, and for a failed write: no paths, no error text.
+    static let fileLostSummary = "database file lost"
+    static let writeFailedSummary = "last write failed"
+
+    /// Right after our own checkpoint, inside the writer (no other checkpoint can interleave): the
+    /// main file's header as it stands now is ours. Call only when `checkFile` just found it intact.
+    func checkpointed() { watch?.rememberHeader() }
+
+    /// Checks the files now (unless a loss was already found); true while they are the ones opened.
+    func fileStillIntact() -> Bool { checkFile() == nil }
 
     /// The file problem with advice, checking the files now unless one was already found.
     private func checkFile() -> String? {

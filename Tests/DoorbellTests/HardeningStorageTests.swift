@@ -2,6 +2,7 @@ import DoorbellCore
 @testable import DoorbellStorage
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 /// Storage under faults and over time: one bad item in a group commit, retention while ingesting,
@@ -42,7 +43,13 @@ struct HardeningStorageTests {
             let outcome = try await task.value
             #expect(!outcome.duplicate)
         }
-        await #expect(throws: StoreError.self) { try await duplicateID.value }
+        let refused = await #expect(throws: StoreError.self) { try await duplicateID.value }
+        #expect(refused?.kind == .rejected, "one bad item is a rejected write, not storage down: \(String(describing: refused))")
+        // The bad item really went through the savepoint path together with the good ones (not alone
+        // in a batch of its own because the submissions did not queue up in time).
+        let retries = store.savepointRetries.value
+        #expect(retries.batches == 1)
+        #expect(retries.largestBatch > 50, "the retried batch held the bad item and the good ones: \(retries.largestBatch)")
         // A transition for a run nobody holds writes nothing (no orphan step output) and says so.
         #expect(try await missingRun.value == .leaseLost)
         #expect(try await store.countEvents(matching: EventQuery(type: "good")) == 100)
@@ -64,6 +71,99 @@ struct HardeningStorageTests {
         #expect(first && !second, "reported once")
         health.writeSucceeded()
         #expect(health.unavailableReason?.hasPrefix("the database file x was deleted; put the database file back") == true, "nothing clears a lost file")
+    }
+
+    @Test("the server's own checkpoints change the database header without alarm (and a command writing beside it causes none); a header changed by anyone else is a lost file")
+    func headerWatch() async throws {
+        let folder = try TemporaryFolder.make()
+        let path = folder.appendingPathComponent("doorbell.db").path
+        let clock = StorageTestClock()
+        let store = try SQLiteEventStore(path: path, now: clock.now)
+        let header = { () throws -> Data in try FileHandle(forReadingFrom: URL(fileURLWithPath: path)).read(upToCount: 100) ?? Data() }
+        let started = try header()
+        for round in 0..<3 {
+            try await ingest(store, count: 60, prefix: "round\(round)")
+            clock.advance(by: SQLiteEventStore.checkpointInterval + 0.5)
+            try await ingest(store, count: 1, prefix: "checkpoint\(round)")  // the commit after which the checkpoint is due
+            try await store.checkReady()
+        }
+        #expect(try header() != started, "the server checkpointed into the main file")
+
+        // A command beside the server (prune, endpoints add) writes but never checkpoints.
+        let command = try SQLiteEventStore(path: path, access: .readWrite)
+        _ = try await command.ingest(NewEvent(source: "cli", type: "t", providerID: "cli_1", headers: [], body: []))
+        try await command.close()
+        try await store.checkReady()
+        try await ingest(store, count: 5, prefix: "after_command")
+
+        // An older copy written over the file in place: same inode, valid header, not smaller.
+        let older = folder.appendingPathComponent("older.db").path
+        try await store.backup(to: older)
+        try await ingest(store, count: 60, prefix: "newer")
+        clock.advance(by: SQLiteEventStore.checkpointInterval + 0.5)
+        try await ingest(store, count: 1, prefix: "checkpoint_last")
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.write(contentsOf: try Data(contentsOf: URL(fileURLWithPath: older)))
+        try handle.close()
+        let refused = await #expect(throws: StoreError.self) {
+            _ = try await store.ingest(NewEvent(source: "open", type: "t", providerID: "late", headers: [], body: []))
+        }
+        #expect(refused?.summary == "database file lost")
+        guard case .fileLost(let reason) = store.monitor.readiness() else { throw TestFailure("an overwritten file went unnoticed") }
+        #expect(reason.contains("overwritten in place"), "\(reason)")
+        try await store.close()
+    }
+
+    @Test("closing the store right after its file was deleted waits for the rescued copy: close succeeds, the copy is complete, no .partial is left")
+    func closeAwaitsRescue() async throws {
+        let folder = try TemporaryFolder.make()
+        let path = folder.appendingPathComponent("doorbell.db").path
+        let store = try SQLiteEventStore(path: path)
+        try await ingest(store, count: 300, prefix: "kept")
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        await #expect(throws: StoreError.self) { try await store.checkReady() }  // notices the loss, starts the copy
+        try await store.close()
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+        #expect(!names.contains { $0.hasSuffix(".partial") }, "\(names)")
+        let rescued = try #require(names.first { $0.hasPrefix("doorbell.db.rescued-") }, "the copy was finished before the close: \(names)")
+        let copy = try SQLiteEventStore(path: folder.appendingPathComponent(rescued).path, access: .readOnly)
+        #expect(try await copy.countEvents(matching: EventQuery()) == 300)
+        try await copy.close()
+    }
+
+    @Test("after a failed write (the writer made read-only, no root needed) /readyz probes at most once a second, answers a short reason, and is ready again once writes work")
+    func readinessProbesPaced() async throws {
+        let folder = try TemporaryFolder.make()
+        let path = folder.appendingPathComponent("doorbell.db").path
+        let clock = StorageTestClock()
+        let store = try SQLiteEventStore(path: path, now: clock.now)
+        try await ingest(store, count: 3, prefix: "first")
+        try await store.checkReady()
+
+        try await store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA query_only = 1") }
+        let failed = await #expect(throws: StoreError.self) {
+            _ = try await store.ingest(NewEvent(source: "open", type: "t", providerID: "refused", headers: [], body: []))
+        }
+        #expect(failed?.kind == .unavailable, "a read-only database is storage down, not one rejected event: \(String(describing: failed))")
+        for _ in 0..<20 {
+            let notReady = await #expect(throws: StoreError.self) { try await store.checkReady() }
+            #expect(notReady?.summary == "last write failed")
+            #expect(notReady.map { !$0.summary.contains(path) } == true)
+        }
+        #expect(store.probeCount == 1, "twenty /readyz calls within a second make one probe write")
+        clock.advance(by: 1.5)
+        await #expect(throws: StoreError.self) { try await store.checkReady() }
+        #expect(store.probeCount == 2)
+
+        try await store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA query_only = 0") }
+        clock.advance(by: 0.5)
+        await #expect(throws: StoreError.self, "still paced: the last failure stands") { try await store.checkReady() }
+        clock.advance(by: 1)
+        try await store.checkReady()
+        #expect(store.probeCount == 3)
+        try await ingest(store, count: 3, prefix: "after")
+        #expect(try await store.countEvents(matching: EventQuery()) == 6)
+        try await store.close()
     }
 
     // MARK: retention
@@ -212,9 +312,20 @@ struct HardeningStorageTests {
         case deleted, replaced, truncated
         /// Truncated, then grown past its old size (as later writes would): only the header shows it.
         case truncatedThenGrown
+        /// The main file (not the WAL) truncated.
+        case truncatedMain
+        /// An older copy written over the file in place (`cp backup.db doorbell.db`): same inode, a
+        /// valid header, not smaller.
+        case overwrittenInPlace
 
-        /// The word `/readyz` uses for it.
-        var word: String { self == .truncatedThenGrown ? "truncated" : rawValue }
+        /// The word the log (the store's reason) uses for it.
+        var word: String {
+            switch self {
+            case .truncatedThenGrown, .truncatedMain: "truncated"
+            case .overwrittenInPlace: "overwritten"
+            default: rawValue
+            }
+        }
     }
 
     @Test("the database file deleted, replaced or truncated under load: 503 from then on, /readyz 503, and what was acknowledged before was committed", arguments: FileFault.allCases)
@@ -235,6 +346,8 @@ struct HardeningStorageTests {
             let copied = Set(try await copy.events(matching: EventQuery(limit: 10_000)).compactMap(\.event.providerID))
             try await copy.close()
             #expect(before.ids.isSubset(of: copied))
+            // An older copy of the database, for `overwrittenInPlace`.
+            try await server.store.backup(to: folder.appendingPathComponent("older.db").path)
 
             // Load again, then the fault in the middle of it.
             let faulted = Latch()
@@ -268,7 +381,12 @@ struct HardeningStorageTests {
             #expect(afterFault.count == 0, "requests started after the file was \(fault.rawValue) must all be 503: \(afterFault.ids.sorted().prefix(5))")
             let ready = try await get("\(server.baseURL)/readyz")
             #expect(ready.status == 503)
-            #expect(ready.body.contains(fault.word), "readyz names what happened: \(ready.body)")
+            // Anyone may ask /readyz: a few words, no path, no error text; the detail is logged.
+            #expect(ready.json["reason"] as? String == "database file lost", "\(ready.body)")
+            #expect(!ready.body.contains(folder.path) && !ready.body.contains("doorbell.db"), "\(ready.body)")
+            let store = try #require(server.store as? SQLiteEventStore)
+            guard case .fileLost(let reason) = store.monitor.readiness() else { throw TestFailure("the store still counts as ready") }
+            #expect(reason.contains(fault.word), "the logged reason names what happened: \(reason)")
 
             // Deleted or replaced, the open file still holds everything: the server copies it beside
             // the path, and that copy holds every event ever answered 200.
@@ -315,11 +433,11 @@ struct HardeningStorageTests {
             #expect(refused, "a full disk refuses events")
             let notReady = try await get("\(server.baseURL)/readyz")
             #expect(notReady.status == 503)
-            #expect(notReady.body.contains("last write failed"), "\(notReady.body)")
+            #expect(notReady.json["reason"] as? String == "last write failed", "\(notReady.body)")
 
             try FileManager.default.removeItem(at: filler)
-            let ready = try await get("\(server.baseURL)/readyz")
-            #expect(ready.status == 200, "readiness returns once a write succeeds: \(ready.body)")
+            // /readyz probes at most once a second, so the first answers may still be the old failure.
+            #expect(try await eventually(5) { try await get("\(server.baseURL)/readyz").status == 200 }, "readiness returns once a write succeeds")
             let after = Acknowledged()
             try await send(count: 20, prefix: "after", to: url, acknowledged: after)
             #expect(after.count == 20, "ingest answers 200 again without a restart")
@@ -488,9 +606,19 @@ struct HardeningStorageTests {
         }
     }
 
+    /// Ingests `count` events concurrently (they share group commits).
+    private func ingest(_ store: SQLiteEventStore, count: Int, prefix: String) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<count {
+                group.addTask { _ = try await store.ingest(NewEvent(source: "open", type: "t", providerID: "\(prefix)_\(index)", headers: [], body: Array("{}".utf8))) }
+            }
+            try await group.waitForAll()
+        }
+    }
+
     /// Writes `file` until the file system is full.
     private func fillDisk(_ file: URL) throws {
-        FileManager.default.createFile(atPath: file.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: file.path, contents: nil)
         let handle = try FileHandle(forWritingTo: file)
         defer { try? handle.close() }
         let chunk = Data(repeating: 0x78, count: 4096)
@@ -513,8 +641,23 @@ extension HardeningStorageTests.FileFault {
         case .truncatedThenGrown:
             _ = truncate(database.path + "-wal", 0)
             _ = truncate(database.path + "-wal", 64 << 20)
+        case .truncatedMain:
+            _ = truncate(database.path, 0)
+        case .overwrittenInPlace:
+            // Written over the open file without truncating it first: only the header shows it.
+            let older = try Data(contentsOf: database.deletingLastPathComponent().appendingPathComponent("older.db"))
+            let handle = try FileHandle(forWritingTo: database)
+            try handle.write(contentsOf: older)
+            try handle.close()
         }
     }
+}
+
+/// A clock that stands still until a test moves it.
+final class StorageTestClock: Sendable {
+    private let time = Mutex(Date(timeIntervalSince1970: 1_800_000_000))
+    func advance(by seconds: Double) { time.withLock { $0 = $0.addingTimeInterval(seconds) } }
+    var now: @Sendable () -> Date { { self.time.withLock { $0 } } }
 }
 
 /// python3's sqlite3 module, for what the store's API rightly cannot do (seed rows in bulk, hold the
