@@ -111,6 +111,12 @@ struct IngestController: Sendable {
             metrics.received(source: source.id, duplicate: outcome.duplicate)
             logger.debug("stored", metadata: metadata(["event": "\(outcome.id)", "duplicate": "\(outcome.duplicate)"]))
             return IngestReply(id: outcome.id, duplicate: outcome.duplicate).response
+        } catch let error as StoreError where error.kind == .rejected {
+            // The database refused this one event (a constraint) while the store works. Still 503:
+            // the provider retries, and a retry gets a new event id. The detail is logged only.
+            logger.error("not stored: the database refused this event", metadata: metadata(["error": "\(error)"]))
+            metrics.rejected(source: source.id, reason: "store_rejected")
+            return JSONResponse.error(.serviceUnavailable, "this event could not be stored; retry later")
         } catch {
             logger.error("not stored", metadata: metadata(["error": "\(error)"]))
             metrics.rejected(source: source.id, reason: "storage_unavailable")
