@@ -418,6 +418,34 @@ struct HardeningServerInputTests {
         #expect(soft == Int(limit.rlim_cur))
     }
 
+    @Test("doorbell serve (the real binary) started under a low soft open-file limit raises it to the hard limit and warns about a cap above half")
+    func openFileLimitRaised() async throws {
+        let folder = try TemporaryFolder.make()
+        let config = folder.appendingPathComponent("doorbell.yml")
+        try Self.config(server: ", max_connections: 1000").write(to: config, atomically: true, encoding: .utf8)
+        let output = folder.appendingPathComponent("serve.log")
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        let log = try FileHandle(forWritingTo: output)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        // Soft 256, hard 512: what a service manager commonly hands a process (with larger numbers).
+        process.arguments = ["-c", "ulimit -S -n 256 && ulimit -H -n 512 && exec \"$0\" serve --config \"$1\"", ChildProcess.doorbellBinary, config.path]
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        defer {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        func text() -> String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
+        #expect(try await eventually(10) { text().contains("listening") || !process.isRunning }, "\(text())")
+        let limits = try String(contentsOfFile: "/proc/\(process.processIdentifier)/limits", encoding: .utf8)
+        let line = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") })
+        let numbers = line.split(separator: " ").compactMap { Int($0) }
+        #expect(numbers.prefix(2) == [512, 512], "soft limit raised to the hard one: \(line)")
+        #expect(text().contains("server.max_connections is 1000 but the open-file limit is 512"), "\(text())")
+    }
+
     @Test("doorbell check (the real binary) lists a malformed template by path and refuses an alias bomb")
     func checkCommand() throws {
         let folder = try TemporaryFolder.make()
