@@ -1,5 +1,6 @@
 import DoorbellCore
 import Foundation
+import Logging
 
 /// What templates and `if` conditions see: `event` (id, type, source, received_at), `body` (parsed
 /// JSON, or form fields), `headers` (lower-case names) and `steps.<id>` (earlier outputs).
@@ -36,9 +37,12 @@ public enum EventContext {
 /// Decides which automations an event starts: `on` patterns, then the `if` condition.
 public struct AutomationMatcher: Sendable {
     public let automations: [Automation]
+    /// Where an automation skipped for an undecidable condition is reported.
+    let logger: Logger
 
-    public init(automations: [Automation]) {
+    public init(automations: [Automation], logger: Logger = Logger(label: "doorbell.automation")) {
         self.automations = automations
+        self.logger = logger
     }
 
     public func matching(_ event: NewEvent) -> [PlannedRun] {
@@ -53,7 +57,20 @@ public struct AutomationMatcher: Sendable {
         // One regex budget for the whole event: many conditions cannot add up to a long stall.
         let budget = RegexBudget()
         return candidates.compactMap { automation in
-            if let condition = automation.condition, !condition.evaluate(context(), budget: budget) { return nil }
+            if let condition = automation.condition {
+                switch condition.decide(context(), budget: budget) {
+                case .holds: break
+                case .doesNotHold: return nil
+                case .unknown(let path):
+                    // Fail closed: a regex that could not read all of a value (too long, or out of
+                    // time) must not let an allow-list pass or a block-list miss. The value is hostile
+                    // and may be large, so only its path is logged.
+                    logger.warning("automation skipped: its if could not be evaluated", metadata: [
+                        "automation": "\(automation.id)", "path": "\(path)", "event": "\(event.id)", "source": "\(event.source)",
+                    ])
+                    return nil
+                }
+            }
             guard let rule = automation.concurrency else { return PlannedRun(automation: automation.id) }
             // A key that does not render (a template error) still orders: all such runs share "".
             let key = (try? Templates.render(rule.key, context())) ?? ""

@@ -6,7 +6,8 @@ import NIOHTTPTypes
 
 /// The limits one client connection is held to (`server:` in doorbell.yml).
 struct ConnectionLimits: Sendable {
-    /// From a request's first byte until its headers are complete.
+    /// Until a request's headers are complete: from accept for a connection's first request (a
+    /// connection that never sends a byte holds a slot no longer), from its first byte for later ones.
     var headerTimeout: TimeAmount
     /// From a request's headers until its body is complete.
     var bodyTimeout: TimeAmount
@@ -29,7 +30,8 @@ struct RequestDeadlineState: Equatable {
     enum Reading: Equatable {
         /// Between requests: the idle timeout (Hummingbird's) applies, none of ours.
         case nothing
-        /// Some bytes of a request arrived, its headers are not complete: the header timeout runs.
+        /// A new connection's first request is awaited, or some bytes of a request arrived, and its
+        /// headers are not complete: the header timeout runs.
         case head
         /// Headers complete, body still arriving: the body timeout runs.
         case body
@@ -56,6 +58,8 @@ struct RequestDeadlineState: Equatable {
     private(set) var reading = Reading.nothing
     /// Requests whose head arrived and whose response has not been written in full.
     private(set) var responsesOwed = 0
+    /// Whether `connectionOpened` was applied (it may be reported twice: handler added, channel active).
+    private var opened = false
     let limits: Limits
 
     /// The two timeouts, without the rest of `ConnectionLimits`.
@@ -66,6 +70,15 @@ struct RequestDeadlineState: Equatable {
 
     init(limits: Limits) {
         self.limits = limits
+    }
+
+    /// The connection was accepted: its first request's header clock starts now, not at its first
+    /// byte, so a silent connection is closed at the header timeout instead of the idle timeout.
+    mutating func connectionOpened() -> Action {
+        guard !opened, reading == .nothing else { return .none }
+        opened = true
+        reading = .head
+        return .arm(limits.header)
     }
 
     /// Raw bytes arrived (before HTTP decoding): between requests they start a request's header clock.
@@ -132,6 +145,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         try? context.pipeline.syncOperations.addHandler(FirstByteSentinel(owner: self), position: .first)
+        if context.channel.isActive { apply(state.connectionOpened(), context) }
+    }
+
+    /// The header clock of the first request starts at accept (see `RequestDeadlineState.connectionOpened`).
+    func channelActive(context: ChannelHandlerContext) {
+        apply(state.connectionOpened(), context)
+        context.fireChannelActive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

@@ -86,6 +86,12 @@ struct IngestController: Sendable {
             body = bytes
         }
 
+        // Before the signature check: a form's fields are sorted and hashed for Twilio and read for
+        // the event's identity, so an unsigned body of a hundred thousand fields is refused unread.
+        if FormFields.isForm(contentType: request.headers[.contentType]), FormFields.count(body) > FormFields.maxFields {
+            return refuse(.contentTooLarge, "too_many_fields", "form body has more than \(FormFields.maxFields) fields")
+        }
+
         let headers = request.headers.map { Header(name: $0.name.canonicalName, value: $0.value) }
         let signed = SignedRequest(headers: headers, body: body, url: calledURL(request))
         let receivedAt = now()

@@ -72,6 +72,16 @@ public struct VerificationFailure: Error, Sendable, Equatable, CustomStringConve
         }
     }
 
+    /// Most signatures one header may list. A sender lists one per secret of a rotation; each listed
+    /// signature costs a MAC or an Ed25519 check per configured secret, so a forged header of hundreds
+    /// would make every refusal expensive.
+    public static let maxSignatures = 10
+
+    /// The refusal for a header that lists more than `maxSignatures`.
+    public static func tooManySignatures(_ header: String) -> Self {
+        .malformedHeader(header, "too many signatures (more than \(maxSignatures))")
+    }
+
     /// Checks a signed unix timestamp against `now` with `tolerance` seconds either way.
     public static func checkTimestamp(_ timestamp: Int, tolerance: Int, now: Date) throws(VerificationFailure) {
         let age = Int(now.timeIntervalSince1970.rounded(.down)) - timestamp

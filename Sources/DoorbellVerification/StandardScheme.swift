@@ -19,7 +19,9 @@ public struct StandardScheme: SignatureScheme {
         let payload = Self.signedPayload(id: id, timestamp: timestamp, body: request.body)
         var hmacCandidates: [[UInt8]] = []
         var ed25519Candidates: [[UInt8]] = []
-        for entry in signatures.split(separator: " ") {
+        let entries = signatures.split(separator: " ", maxSplits: VerificationFailure.maxSignatures)
+        guard entries.count <= VerificationFailure.maxSignatures else { throw .tooManySignatures(signatureName) }
+        for entry in entries {
             let parts = entry.split(separator: ",", maxSplits: 1)
             guard parts.count == 2, let bytes = ByteEncoding.fromBase64(parts[1]) else { continue }
             switch parts[0] {

@@ -13,6 +13,7 @@ public struct StripeScheme: SignatureScheme {
         guard let value = request.header(Self.header) else { throw .missingHeader(Self.header) }
         var timestamp: Int?
         var candidates: [[UInt8]] = []
+        var listed = 0
         for item in value.split(separator: ",") {
             let pair = item.trimmingCharacters(in: .whitespaces)
             guard let equals = pair.firstIndex(of: "=") else { continue }
@@ -24,6 +25,8 @@ public struct StripeScheme: SignatureScheme {
                 guard let parsed = Int(text), parsed >= 0 else { throw .malformedHeader(Self.header, "t= is not a unix time") }
                 timestamp = parsed
             case "v1":
+                listed += 1
+                guard listed <= VerificationFailure.maxSignatures else { throw .tooManySignatures(Self.header) }
                 // A v1 that is not hex cannot match; keep looking at the others.
                 if let bytes = ByteEncoding.fromHex(text), bytes.count == SHA256.byteCount { candidates.append(bytes) }
             default:

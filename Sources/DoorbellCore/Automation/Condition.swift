@@ -11,18 +11,54 @@ public indirect enum Condition: Sendable, Equatable {
         case eq, ne, `in`, nin, gt, gte, lt, lte, exists, regex
     }
 
+    /// What a condition says about an event: it holds, it does not, or unknown when a `regex` could
+    /// not look at all of its value (longer than `RegexBound.maxSubject`, or the event's `RegexBudget`
+    /// ran out). Unknown is not false: under `not` a false turns into a pass, so a block-list would
+    /// let through exactly the values it could not read.
+    public enum Verdict: Sendable, Equatable {
+        case holds
+        case doesNotHold
+        /// `path` names the value that could not be evaluated (never the value itself).
+        case unknown(path: String)
+    }
+
     /// Evaluates against a context of plain values (dictionaries, arrays, strings, numbers, bools).
-    /// `regex` comparisons draw on `budget`: pass one budget for every condition of an event, so
-    /// one event's regex work is bounded in total, however many conditions it meets.
-    public func evaluate(_ context: [String: Any], budget: RegexBudget = RegexBudget()) -> Bool {
+    /// An unknown anywhere makes the whole condition unknown, whatever `not`, `or` or `and` around it
+    /// would make of a true or false: the caller fails closed (the automation does not run). So every
+    /// part is evaluated, none skipped. `regex` comparisons draw on `budget`: pass one budget for
+    /// every condition of an event, so one event's regex work is bounded in total.
+    public func decide(_ context: [String: Any], budget: RegexBudget = RegexBudget()) -> Verdict {
         switch self {
-        case .all(let conditions): return conditions.allSatisfy { $0.evaluate(context, budget: budget) }
-        case .any(let conditions): return conditions.contains { $0.evaluate(context, budget: budget) }
-        case .not(let condition): return !condition.evaluate(context, budget: budget)
+        case .all(let conditions), .any(let conditions):
+            var verdicts: [Bool] = []
+            var unknown: Verdict?
+            for condition in conditions {
+                switch condition.decide(context, budget: budget) {
+                case .holds: verdicts.append(true)
+                case .doesNotHold: verdicts.append(false)
+                case .unknown(let path): unknown = unknown ?? .unknown(path: path)
+                }
+            }
+            if let unknown { return unknown }
+            if case .all = self { return verdicts.allSatisfy { $0 } ? .holds : .doesNotHold }
+            return verdicts.contains(true) ? .holds : .doesNotHold
+        case .not(let condition):
+            switch condition.decide(context, budget: budget) {
+            case .holds: return .doesNotHold
+            case .doesNotHold: return .holds
+            case .unknown(let path): return .unknown(path: path)
+            }
         case .compare(let path, let op, let operand):
             let value = Condition.lookup(path, in: context)
-            return Condition.apply(op, value, operand, budget)
+            if op == .regex { return Condition.regex(value, operand, path: path, budget) }
+            return Condition.apply(op, value, operand) ? .holds : .doesNotHold
         }
+    }
+
+    /// Whether the condition holds; unknown counts as not holding. Automations use `decide`, which
+    /// tells the two apart.
+    public func evaluate(_ context: [String: Any], budget: RegexBudget = RegexBudget()) -> Bool {
+        decide(context, budget: budget) == .holds
     }
 
     /// Follows a dotted path; numeric segments index arrays.
@@ -41,7 +77,20 @@ public indirect enum Condition: Sendable, Equatable {
         return current
     }
 
-    private static func apply(_ op: Operator, _ value: Any?, _ operand: TemplateValue, _ budget: RegexBudget) -> Bool {
+    /// A `regex` comparison: unknown unless the whole value was searched within the budget.
+    private static func regex(_ value: Any?, _ operand: TemplateValue, path: String, _ budget: RegexBudget) -> Verdict {
+        guard let text = value.flatMap(string), case .string(let pattern) = operand,
+            let expression = RegexBound.compiled(pattern)
+        else { return .doesNotHold }
+        // Counted no further than the cap: the value may be megabytes long.
+        let capped = text.utf8.count > RegexBound.maxSubject ? text.index(text.startIndex, offsetBy: RegexBound.maxSubject, limitedBy: text.endIndex) : nil
+        if let capped, capped != text.endIndex { return .unknown(path: path) }
+        if budget.matches(expression, text) { return .holds }
+        // No match, but perhaps only because the time ran out (during this match or before it).
+        return budget.isSpent ? .unknown(path: path) : .doesNotHold
+    }
+
+    private static func apply(_ op: Operator, _ value: Any?, _ operand: TemplateValue) -> Bool {
         switch op {
         case .exists:
             let wanted: Bool = if case .bool(let flag) = operand { flag } else { true }
@@ -63,10 +112,7 @@ public indirect enum Condition: Sendable, Equatable {
             default: return left <= right
             }
         case .regex:
-            guard let text = value.flatMap(string), case .string(let pattern) = operand,
-                let expression = RegexBound.compiled(pattern)
-            else { return false }
-            return budget.matches(expression, text)
+            return false  // `regex(_:_:path:_:)` decides these.
         }
     }
 
