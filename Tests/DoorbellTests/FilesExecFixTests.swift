@@ -131,7 +131,7 @@ struct FilesExecFixTests {
               - id: graceful
                 on: ["open:graceful"]
                 steps:
-                  - { id: wait, exec: { argv: ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"], timeout: 500ms } }
+                  - { id: wait, exec: { argv: ["/usr/bin/env", "python3", "-c", "import os, signal, time; signal.signal(signal.SIGTERM, lambda *_: os._exit(0)); time.sleep(30)"], timeout: 500ms } }
             """)
         try await TestServer.with(config: config) { (server: TestServer) async throws in
             let (run, _) = try await HardeningStepsHostTests.runToEnd(server, type: "graceful")
