@@ -26,7 +26,7 @@ enum ExecRunner {
     static func run(_ exec: ExecStep, input: StepInput) async throws -> [String: Any] {
         // A literal: `check` refuses templates in argv[0], so webhook data never chooses the program.
         let name = exec.argv[0]
-        let arguments = try exec.argv.dropFirst().map { try Templates.render($0, input.context) }
+        let arguments = try exec.argv.enumerated().dropFirst().map { try Templates.render($0.element, input.context, field: "exec.argv[\($0.offset)]") }
         let environment = try childEnvironment(exec, context: input.context, server: ProcessInfo.processInfo.environment)
         guard let program = resolve(name, searchPath: environment["PATH"], workingDirectory: exec.directory) else {
             throw StepFailure("command not found: \(name)", retryable: false)
@@ -123,7 +123,7 @@ enum ExecRunner {
         for name in passedEnvironment + exec.inheritEnv {
             if let value = server[name] { environment[name] = value }
         }
-        for (name, value) in exec.env { environment[name] = try Templates.render(value, context) }
+        for (name, value) in exec.env { environment[name] = try Templates.render(value, context, field: "exec.env.\(name)") }
         return environment
     }
 

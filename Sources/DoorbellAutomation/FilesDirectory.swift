@@ -111,6 +111,7 @@ struct FilesDirectory: Sendable {
             }
             relative = given.dropFirst(root.count + 1)
         }
+        try Self.checkLimits(relative, given: given)
         var components: [String] = []
         for part in relative.split(separator: "/", omittingEmptySubsequences: true) {
             switch part {
@@ -122,6 +123,7 @@ struct FilesDirectory: Sendable {
             }
         }
         guard !components.isEmpty else { throw refusal(given, "names files_dir itself, not a file in it") }
+        try Self.checkLimits(components, given: given)
         return components
     }
 

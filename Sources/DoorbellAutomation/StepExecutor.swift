@@ -67,7 +67,7 @@ struct StepExecutor: Sendable {
         let url = try Templates.renderURL(http.url, input.context, field: "http.url")
         var headers = HTTPHeaders()
         for (name, value) in http.headers {
-            let rendered = try Templates.render(value, input.context)
+            let rendered = try Templates.render(value, input.context, field: "http.headers.\(name)")
             // The rule endpoint headers follow; a CR/LF from a webhook would otherwise fail every retry.
             if let problem = EventLimits.headerValueProblem(rendered) { throw StepFailure("http.headers.\(name): \(problem)", retryable: false) }
             headers.add(name: name, value: rendered)
@@ -76,14 +76,14 @@ struct StepExecutor: Sendable {
         switch http.body {
         case .none: body = nil
         case .json(let value):
-            body = try JSONText.data(try Templates.render(value, input.context))
+            body = try JSONText.data(try Templates.render(value, input.context, field: "http.body"))
             if !headers.contains(name: "Content-Type") { headers.add(name: "Content-Type", value: "application/json") }
-        case .text(let text): body = Array(try Templates.render(text, input.context).utf8)
+        case .text(let text): body = Array(try Templates.render(text, input.context, field: "http.body").utf8)
         case .form(let fields):
             var allowed = CharacterSet.alphanumerics
             allowed.insert(charactersIn: "-._~")
             body = Array(try fields.sorted { $0.key < $1.key }.map { name, value in
-                let rendered = try Templates.render(value, input.context)
+                let rendered = try Templates.render(value, input.context, field: "http.body.\(name)")
                 return "\(name.addingPercentEncoding(withAllowedCharacters: allowed) ?? name)=\(rendered.addingPercentEncoding(withAllowedCharacters: allowed) ?? rendered)"
             }.joined(separator: "&").utf8)
             if !headers.contains(name: "Content-Type") { headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded") }
@@ -95,7 +95,7 @@ struct StepExecutor: Sendable {
 
     private func runChat(_ chat: ChatStep, step: Step, _ input: StepInput) async throws -> [String: Any] {
         let url = try Templates.renderURL(chat.url, input.context, field: "chat.url")
-        let text = try Templates.render(chat.text, input.context)
+        let text = try Templates.render(chat.text, input.context, field: "chat.text")
         let payload: [String: Any] = switch chat.kind {
         case .slack, .teams, .googleChat: ["text": text]
         case .discord: ["content": text]
@@ -178,7 +178,7 @@ struct StepExecutor: Sendable {
         // Every address, wherever it goes (envelope or header), passes the same strict check; a bad
         // one fails the step for good before anything is sent.
         let addresses = { (field: String, list: [String]) throws -> [String] in
-            let rendered = try list.flatMap { try Templates.render($0, input.context).split(separator: ",") }
+            let rendered = try list.flatMap { try Templates.render($0, input.context, field: "email.\(field)").split(separator: ",") }
                 .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             for address in rendered {
                 if let problem = EmailAddress.problem(address) {
@@ -194,12 +194,12 @@ struct StepExecutor: Sendable {
         let replyTo = try addresses("reply_to", email.replyTo)
         var attachments: [MailMessage.Attachment] = []
         for template in email.attach {
-            let file = try FilesDirectory(path: filesDirectory).read(try Templates.render(template, input.context))
+            let file = try FilesDirectory(path: filesDirectory).read(try Templates.render(template, input.context, field: "email.attach"))
             attachments.append(.init(filename: file.name, contentType: Self.contentType(file.name), data: file.data))
         }
         let message = MailMessage(
-            from: settings.from, to: to, cc: cc, bcc: bcc, replyTo: replyTo, subject: try Templates.render(email.subject, input.context),
-            text: try email.text.map { try Templates.render($0, input.context) }, html: try email.html.map { try Templates.render($0, input.context, html: true) },
+            from: settings.from, to: to, cc: cc, bcc: bcc, replyTo: replyTo, subject: try Templates.render(email.subject, input.context, field: "email.subject"),
+            text: try email.text.map { try Templates.render($0, input.context, field: "email.text") }, html: try email.html.map { try Templates.render($0, input.context, html: true, field: "email.html") },
             attachments: attachments, messageID: "\(input.runID)-\(step.id)@doorbell"
         )
         do {
@@ -226,7 +226,7 @@ struct StepExecutor: Sendable {
     // MARK: file and emit
 
     private func runFile(_ file: FileStep, _ input: StepInput) throws -> [String: Any] {
-        let relative = try Templates.render(file.path, input.context)
+        let relative = try Templates.render(file.path, input.context, field: "file.path")
         let files = FilesDirectory(path: filesDirectory)
         // Refused before rendering: a path that leaves files_dir fails the same way on every retry.
         _ = try files.relativeComponents(relative)
@@ -234,7 +234,7 @@ struct StepExecutor: Sendable {
             throw StepFailure("cannot read template \(file.template)", retryable: false)
         }
         let html = [".html", ".htm"].contains { file.template.lowercased().hasSuffix($0) }
-        let rendered = try Templates.render(String(decoding: template, as: UTF8.self), input.context, html: html)
+        let rendered = try Templates.render(String(decoding: template, as: UTF8.self), input.context, html: html, field: "file output", limit: Templates.fileLimit)
         let path = try files.write(relative, contents: Array(rendered.utf8))
         return ["path": path, "bytes": rendered.utf8.count]
     }
@@ -244,7 +244,7 @@ struct StepExecutor: Sendable {
             throw StepFailure("chain depth limit \(maxChainDepth) reached: an emit loop?", retryable: false)
         }
         let type = try Self.eventType(emit.type, step: "emit", input.context)
-        let data = try JSONText.data(try Templates.render(emit.data, input.context))
+        let data = try JSONText.data(try Templates.render(emit.data, input.context, field: "emit.data"))
         // The provider id is the step's identity: a retried emit after a crash stores one event.
         var event = NewEvent(
             source: input.event.source, type: type, providerID: "\(input.runID)-\(step.id)",
@@ -257,7 +257,7 @@ struct StepExecutor: Sendable {
     /// Renders an `emit`/`deliver` type and holds it to the limits ingest applies: an empty, over-long
     /// or CR/LF-laden type fails the step for good (the same data renders the same type on a retry).
     static func eventType(_ template: String, step kind: String, _ context: [String: Any]) throws -> String {
-        let type = try Templates.render(template, context)
+        let type = try Templates.render(template, context, field: "\(kind).type")
         if let problem = EventLimits.typeProblem(type) {
             // debugDescription: the rendered type is the sender's text, CR/LF included; it is shown escaped.
             throw StepFailure("\(kind) type \(String(type.prefix(60)).debugDescription)\(type.count > 60 ? "…" : "") rendered from '\(template.prefix(80))': \(problem)", retryable: false)
@@ -277,7 +277,7 @@ struct StepExecutor: Sendable {
             throw StepFailure("chain depth limit \(maxChainDepth) reached: a deliver loop?", retryable: false)
         }
         let type = try Self.eventType(typeTemplate, step: "deliver", input.context)
-        let data = try JSONText.data(try Templates.render(deliver.data ?? .object([:]), input.context))
+        let data = try JSONText.data(try Templates.render(deliver.data ?? .object([:]), input.context, field: "deliver.data"))
         var event = NewEvent(
             source: input.event.source, type: type, providerID: "\(input.runID)-\(step.id)",
             headers: [Header(name: "Content-Type", value: "application/json")], body: [UInt8](data), depth: input.event.depth + 1

@@ -16,9 +16,10 @@ public enum Templates {
     /// was a measurable part of each step. Bounded, so templates built from data cannot grow it.
     private static let parsed = Mutex<[String: MustacheTemplate]>([:])
 
-    /// Renders `text` as a template over `context`; a malformed template is a `RenderError`.
-    public static func render(_ text: String, _ context: [String: Any], html: Bool = false) throws -> String {
-        try render(text, context, contentType: html ? "HTML" : "TEXT")
+    /// Renders `text` as a template over `context`; a malformed template is a `RenderError`, and so is
+    /// one whose output would pass `limit` bytes (`RenderBudget`; `field` names it in the error).
+    public static func render(_ text: String, _ context: [String: Any], html: Bool = false, field: String = "template", limit: Int = fieldLimit) throws -> String {
+        try render(text, context, contentType: html ? "HTML" : "TEXT", field: field, limit: limit)
     }
 
     /// Renders a URL template: every `{{value}}` is percent-encoded as one URL component (see
@@ -32,7 +33,7 @@ public enum Templates {
     public static func renderURL(_ text: String, _ context: [String: Any], field: String) throws -> String {
         _ = registered
         let (marked, tags) = URLValueMarks.mark(text)
-        let rendered = try render(marked, context, contentType: URLComponentEscape.name)
+        let rendered = try render(marked, context, contentType: URLComponentEscape.name, field: field, limit: fieldLimit)
         let (url, values) = URLValueMarks.strip(rendered)
         if let (tag, segment) = URLValueMarks.dotOrEmptySegment(url, values: values) {
             let name = tags.indices.contains(tag) ? "{{\(tags[tag].prefix(80))}}" : "a value"
@@ -48,31 +49,34 @@ public enum Templates {
         return true
     }()
 
-    private static func render(_ text: String, _ context: [String: Any], contentType: String) throws -> String {
+    private static func render(_ text: String, _ context: [String: Any], contentType: String, field: String, limit: Int) throws -> String {
         guard text.contains("{{") else { return text }
         let source = (contentType == "HTML" ? "" : "{{% CONTENT_TYPE: \(contentType)}}") + text
-        if let template = parsed.withLock({ $0[source] }) { return template.render(context) }
+        if let template = parsed.withLock({ $0[source] }) {
+            return try renderBounded(template, source: text, context, contentType: contentType, field: field, limit: limit)
+        }
+        let template: MustacheTemplate
         do {
-            let template = try MustacheTemplate(string: source)
+            template = try MustacheTemplate(string: source)
             parsed.withLock { cache in
                 if cache.count >= 1024 { cache.removeAll() }
                 cache[source] = template
             }
-            return template.render(context)
         } catch {
             throw RenderError(description: "template error in '\(text.prefix(80))': \(error)")
         }
+        return try renderBounded(template, source: text, context, contentType: contentType, field: field, limit: limit)
     }
 
     /// Renders every string inside a JSON-shaped value, giving a value for JSONSerialization.
-    public static func render(_ value: TemplateValue, _ context: [String: Any]) throws -> Any {
+    public static func render(_ value: TemplateValue, _ context: [String: Any], field: String = "template") throws -> Any {
         switch value {
-        case .string(let text): return try render(text, context)
+        case .string(let text): return try render(text, context, field: field)
         case .number(let number): return number.rounded() == number && abs(number) < 1e15 ? Int(number) as Any : number
         case .bool(let flag): return flag
         case .null: return NSNull()
-        case .array(let items): return try items.map { try render($0, context) }
-        case .object(let object): return try object.mapValues { try render($0, context) }
+        case .array(let items): return try items.map { try render($0, context, field: field) }
+        case .object(let object): return try object.mapValues { try render($0, context, field: field) }
         }
     }
 }
