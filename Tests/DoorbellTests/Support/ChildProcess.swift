@@ -43,7 +43,7 @@ enum ChildProcess {
 }
 
 /// A Python fixture server (`Fixtures/<script>`) in a child process: starts it and returns the words
-/// of its `READY …` line (at most 20 s), or throws with what it printed.
+/// of its `READY …` line (at most 20 s, a real deadline), or throws with what it printed.
 func startPythonFixture(_ process: Process, script: String, arguments: [String]) throws -> [Substring] {
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["python3", TestFixtures.url(script).path] + arguments
@@ -54,7 +54,15 @@ func startPythonFixture(_ process: Process, script: String, arguments: [String])
     let handle = out.fileHandleForReading
     var text = ""
     let deadline = Date().addingTimeInterval(20)
-    while Date() < deadline, !text.contains("\n") {
+    // poll() first, so a fixture that hangs without a word ends the wait at the deadline
+    // (`availableData` alone blocks until it writes or exits).
+    while !text.contains("\n") {
+        let remaining = deadline.timeIntervalSinceNow
+        guard remaining > 0 else { break }
+        var entry = pollfd(fd: handle.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&entry, 1, Int32(remaining * 1000) + 1)
+        if ready < 0 && errno == EINTR { continue }
+        guard ready > 0 else { break }
         let data = handle.availableData
         if data.isEmpty { break }
         text += String(decoding: data, as: UTF8.self)
