@@ -3,7 +3,9 @@ import Synchronization
 
 /// Keeps `regex` conditions from stalling ingest: patterns are compiled once, a subject is cut to
 /// its first `maxSubject` characters, and matching stops when the event's `RegexBudget` is spent
-/// (the match counts as no match). `CatastrophicPattern` refuses the usual culprits at load.
+/// (the match counts as no match). `Condition.decide` does not take either as a no: a value longer
+/// than `maxSubject`, or a match the budget cut short, makes the condition unknown and the automation
+/// does not run. `CatastrophicPattern` refuses the usual culprits at load.
 public enum RegexBound {
     /// Characters of a value a regex looks at; a body field is hostile and may be megabytes long.
     public static let maxSubject = 4096
