@@ -29,7 +29,8 @@ enum ExecRunner {
         let arguments = try exec.argv.enumerated().dropFirst().map { try Templates.render($0.element, input.context, field: "exec.argv[\($0.offset)]") }
         let environment = try childEnvironment(exec, context: input.context, server: ProcessInfo.processInfo.environment)
         guard let program = resolve(name, searchPath: environment["PATH"], workingDirectory: exec.directory) else {
-            throw StepFailure("command not found: \(name)", retryable: false)
+            let place = name.hasPrefix("/") ? "" : name.contains("/") ? " in \(exec.directory ?? FileManager.default.currentDirectoryPath)" : " on PATH"
+            throw StepFailure("command not found: \(name)\(place)", retryable: false)
         }
         let stdin = (try? JSONSerialization.data(withJSONObject: sanitized(input.context), options: [.sortedKeys])) ?? Data("{}".utf8)
         ignoreBrokenPipes

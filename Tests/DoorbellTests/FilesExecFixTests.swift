@@ -109,6 +109,10 @@ struct FilesExecFixTests {
                 on: ["open:inside"]
                 steps:
                   - { id: run, exec: { argv: [./where.sh], dir: work } }
+              - id: missing
+                on: ["open:missing"]
+                steps:
+                  - { id: run, exec: { argv: [scripts/missing.sh] } }
             """)
         try await TestServer.with(config: config, directory: folder) { (server: TestServer) async throws in
             let real = RealPath.of(folder.path)
@@ -122,6 +126,10 @@ struct FilesExecFixTests {
             let (inside, insideOutputs) = try await HardeningStepsHostTests.runToEnd(server, type: "inside")
             #expect(inside.status == .succeeded, "\(inside.lastError ?? "")")
             #expect(stdout(insideOutputs["run"]) == "work/where.sh in \(real)/work\n", "\(insideOutputs["run"] ?? "")")
+            // A missing one is named with the folder it was looked for in.
+            let (missing, _) = try await HardeningStepsHostTests.runToEnd(server, type: "missing")
+            #expect(missing.status == .dead)
+            #expect(missing.lastError?.contains("command not found: scripts/missing.sh in \(folder.path)") == true, "\(missing.lastError ?? "")")
         }
     }
 
