@@ -177,9 +177,17 @@ struct StepExecutor: Sendable {
         guard let settings = email.smtp else { throw StepFailure("no SMTP settings", retryable: false) }
         // Every address, wherever it goes (envelope or header), passes the same strict check; a bad
         // one fails the step for good before anything is sent.
+        // A templated entry names exactly one address: webhook data must not turn one recipient into
+        // thousands (a mail relay). Literal entries from the config may list several, comma-separated.
         let addresses = { (field: String, list: [String]) throws -> [String] in
-            let rendered = try list.flatMap { try Templates.render($0, input.context, field: "email.\(field)").split(separator: ",") }
-                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let rendered = try list.flatMap { entry in
+                let parts = try Templates.render(entry, input.context, field: "email.\(field)").split(separator: ",")
+                    .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                if entry.contains("{{"), parts.count > 1 {
+                    throw StepFailure("email.\(field): the template '\(entry)' rendered \(parts.count) addresses; a templated entry must name one (list several entries in the config instead)", retryable: false)
+                }
+                return parts
+            }
             for address in rendered {
                 if let problem = EmailAddress.problem(address) {
                     throw StepFailure("email.\(field): \(EmailAddress.quoted(address)) is not an email address: \(problem)", retryable: false)
@@ -192,6 +200,9 @@ struct StepExecutor: Sendable {
         let cc = try addresses("cc", email.cc)
         let bcc = try addresses("bcc", email.bcc)
         let replyTo = try addresses("reply_to", email.replyTo)
+        guard to.count + cc.count + bcc.count <= EmailStep.maxRecipients else {
+            throw StepFailure("email: \(to.count + cc.count + bcc.count) recipients; at most \(EmailStep.maxRecipients) per step", retryable: false)
+        }
         var attachments: [MailMessage.Attachment] = []
         for template in email.attach {
             let file = try FilesDirectory(path: filesDirectory).read(try Templates.render(template, input.context, field: "email.attach"))
