@@ -20,7 +20,9 @@ import Darwin
 /// checkpoint writes the main file, the server's connections never checkpoint on their own
 /// (`wal_autocheckpoint = 0`), and after each of our checkpoints the store calls `rememberHeader()`,
 /// so any other change of the main file's first 100 bytes (change counter, page count, ...) was made
-/// by someone else. The descriptors are closed only after SQLite has closed the database: closing any
+/// by someone else. Blind spots: a file overwritten during one of our checkpoints (milliseconds, at
+/// most every 2 s) is taken for ours, and another program that checkpoints (a `sqlite3` shell writing
+/// to the live database) is taken for an overwrite. The descriptors are closed only after SQLite has closed the database: closing any
 /// descriptor of a file drops the process's POSIX locks on it.
 final class DatabaseFileWatch: Sendable {
     private struct Watched {
@@ -45,6 +47,9 @@ final class DatabaseFileWatch: Sendable {
     private static let walHeader: (Int, @Sendable ([UInt8]) -> Bool) = (4, { $0.count == 4 && $0[0] == 0x37 && $0[1] == 0x7f && $0[2] == 0x06 && ($0[3] == 0x82 || $0[3] == 0x83) })
 
     private let watched: Mutex<[Watched]>
+    /// True while our own checkpoint writes the main file (its header may be half new): header
+    /// comparisons wait for `rememberHeader()`.
+    private let checkpointing = Atomic<Bool>(false)
     private let optional: [String]
 
     /// Watches `path` and, once it exists, each of `companions` (the `-wal` file).
@@ -108,7 +113,7 @@ final class DatabaseFileWatch: Sendable {
                         return Loss(description: "the database file \(file.path) was truncated (its header is gone) while the server was running", rescuable: false)
                     }
                 }
-                if let expected = file.expected, Self.read(file.descriptor, Self.headerBytes) != expected {
+                if let expected = file.expected, !checkpointing.load(ordering: .acquiring), Self.read(file.descriptor, Self.headerBytes) != expected {
                     return Loss(description: "the database file \(file.path) was overwritten in place (its header changed outside the server's checkpoints) while the server was running", rescuable: false)
                 }
                 files[index].largest = size
@@ -117,13 +122,21 @@ final class DatabaseFileWatch: Sendable {
         }
     }
 
-    /// Takes the main file's header as it stands now as ours; call right after our own checkpoint,
-    /// while still holding SQLite's writer (no other checkpoint can run in between).
+    /// Our checkpoint is about to write the main file: a check meanwhile (a group commit, `/readyz`)
+    /// must not take its half-written header for someone else's.
+    func checkpointStarts() {
+        watched.withLock { _ in checkpointing.store(true, ordering: .releasing) }
+    }
+
+    /// Takes the main file's header as it stands now as ours; call right after our own checkpoint
+    /// (also a failed one), while still holding SQLite's writer (no other checkpoint can run in
+    /// between).
     func rememberHeader() {
         watched.withLock { files in
             for index in files.indices where files[index].expected != nil {
                 files[index].expected = Self.read(files[index].descriptor, Self.headerBytes)
             }
+            checkpointing.store(false, ordering: .releasing)
         }
     }
 

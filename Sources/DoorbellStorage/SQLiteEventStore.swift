@@ -463,9 +463,9 @@ final class CheckpointPacing: Sendable {
             try await pool.writeWithoutTransaction { db in
                 // Not into a file that is no longer ours; and the header is re-read while we still
                 // hold the writer, so no other checkpoint falls in between.
-                guard monitor.fileStillIntact() else { return }
+                guard monitor.checkpointStarts() else { return }
+                defer { monitor.checkpointed() }
                 _ = try db.checkpoint(.passive)
-                monitor.checkpointed()
             }
         } catch {
             logger.warning("WAL checkpoint failed; the next one tries again", metadata: ["error": "\(error)"])

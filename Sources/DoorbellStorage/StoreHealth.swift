@@ -89,12 +89,17 @@ final class StoreMonitor: Sendable {
     static let fileLostSummary = "database file lost"
     static let writeFailedSummary = "last write failed"
 
-    /// Right after our own checkpoint, inside the writer (no other checkpoint can interleave): the
-    /// main file's header as it stands now is ours. Call only when `checkFile` just found it intact.
-    func checkpointed() { watch?.rememberHeader() }
+    /// Inside the writer, before our own checkpoint: false (no checkpoint) when the file is lost;
+    /// otherwise header comparisons pause until `checkpointed()`.
+    func checkpointStarts() -> Bool {
+        guard checkFile() == nil else { return false }
+        watch?.checkpointStarts()
+        return true
+    }
 
-    /// Checks the files now (unless a loss was already found); true while they are the ones opened.
-    func fileStillIntact() -> Bool { checkFile() == nil }
+    /// Right after our own checkpoint (also a failed one), inside the writer (no other checkpoint
+    /// can interleave): the main file's header as it stands now is ours.
+    func checkpointed() { watch?.rememberHeader() }
 
     /// The file problem with advice, checking the files now unless one was already found.
     private func checkFile() -> String? {

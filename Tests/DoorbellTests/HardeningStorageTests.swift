@@ -166,6 +166,34 @@ struct HardeningStorageTests {
         try await store.close()
     }
 
+    @Test("a database that cannot grow (SQLITE_FULL inside the transaction, via max_page_count: no root needed) fails the batch as storage down, not each event as rejected")
+    func fullDatabaseIsNotRejected() async throws {
+        let folder = try TemporaryFolder.make()
+        let store = try SQLiteEventStore(path: folder.appendingPathComponent("doorbell.db").path)
+        try await ingest(store, count: 3, prefix: "first")
+        // The writer may not grow the file past its size now (SQLite keeps the transaction open).
+        try await store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA max_page_count = 1") }
+        let errors = StoreErrors()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<40 {
+                group.addTask {
+                    do {
+                        _ = try await store.ingest(NewEvent(source: "open", type: "t", providerID: "big_\(index)", headers: [], body: Array(repeating: 0x61, count: 16_000)))
+                    } catch let error as StoreError {
+                        errors.add(error)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(errors.kinds.count == 40, "no event fits")
+        #expect(errors.kinds.allSatisfy { $0 == .unavailable }, "a full database is storage down: \(errors.kinds)")
+        guard case .lastWriteFailed = store.monitor.readiness() else { throw TestFailure("a full database left the store ready") }
+        try await store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA max_page_count = 1073741823") }
+        try await ingest(store, count: 3, prefix: "after")
+        try await store.close()
+    }
+
     // MARK: retention
 
     @Test("pruning 200,000 old events while ingesting: every request answered 200, old rows gone, new kept, dedupe keys kept for the window")
@@ -651,6 +679,13 @@ extension HardeningStorageTests.FileFault {
             try handle.close()
         }
     }
+}
+
+/// Store errors collected from many tasks.
+final class StoreErrors: Sendable {
+    private let errors = Mutex<[StoreError.Kind]>([])
+    func add(_ error: StoreError) { errors.withLock { $0.append(error.kind) } }
+    var kinds: [StoreError.Kind] { errors.withLock { $0 } }
 }
 
 /// A clock that stands still until a test moves it.
