@@ -26,10 +26,13 @@ final class RenderBudget {
 
     let limit: Int
     let escaping: Escaping
-    /// Charged for each item a section iterates over: the longest section body of the template, an
-    /// upper bound of the static text one iteration adds (never less than `minimumIteration`, so a
-    /// section with no text, nested in another over the same list, is counted too).
+    /// Charged for each item a section iterates over: the longest body of the sections whose tag ends
+    /// in the list's name (`items` for `{{#body.items}}`), an upper bound of the static text one
+    /// iteration adds; a list reached without a name (an item of a list, `{{#.}}`) is charged the
+    /// longest section body of the whole template. Never less than `minimumIteration`, so a section
+    /// with no text, nested in another over the same list, is counted too.
     let perIteration: Int
+    private let sectionBodies: [String: Int]
     private(set) var used = 0
 
     static let minimumIteration = 16
@@ -37,7 +40,15 @@ final class RenderBudget {
     init(limit: Int, escaping: Escaping, template: String) {
         self.limit = limit
         self.escaping = escaping
-        self.perIteration = max(Self.minimumIteration, Self.longestSectionBody(template))
+        let sections = Self.sectionBodies(template)
+        self.sectionBodies = sections.byName
+        self.perIteration = max(Self.minimumIteration, sections.longest)
+    }
+
+    /// What one iteration over the list called `name` is charged.
+    func iterationCost(_ name: String?) -> Int {
+        guard let name, let body = sectionBodies[name] else { return perIteration }
+        return max(Self.minimumIteration, body)
     }
 
     /// Whether the render asked for more than `limit`.
@@ -80,22 +91,24 @@ final class RenderBudget {
 
     /// The context as swift-mustache sees it: every object, list and value wrapped so that reading
     /// it charges this budget.
-    func wrap(_ value: Any) -> Any {
+    func wrap(_ value: Any, name: String? = nil) -> Any {
         if value is NSNull { return value }
         if type(of: value) == Bool.self { return value }
         if value is NSNumber { return BudgetedScalar(value: value, budget: self) }
         if let text = value as? String { return BudgetedText(text: text, budget: self) }
         if let text = value as? Substring { return BudgetedText(text: String(text), budget: self) }
         if let object = value as? [String: Any] { return BudgetedObject(object: object, budget: self) }
-        if let items = value as? [Any] { return BudgetedList(items: items, budget: self) }
+        if let items = value as? [Any] { return BudgetedList(items: items, name: name, budget: self) }
         return BudgetedScalar(value: value, budget: self)
     }
 
-    /// The longest section body (`{{#x}}…{{/x}}` or `{{^x}}…{{/x}}`) in bytes, tags included. A
-    /// template that changes its delimiters (`{{=<% %>=}}`) counts whole.
-    static func longestSectionBody(_ template: String) -> Int {
+    /// Section bodies (`{{#x}}…{{/x}}` or `{{^x}}…{{/x}}`) in bytes, tags included: the longest by the
+    /// last name of the tag (`items` for `{{#reversed(body.items)}}`), and the longest of all. A
+    /// template that changes its delimiters (`{{=<% %>=}}`) counts whole, for every name.
+    static func sectionBodies(_ template: String) -> (byName: [String: Int], longest: Int) {
         let bytes = Array(template.utf8)
-        var open: [Int] = []
+        var open: [(start: Int, name: String)] = []
+        var byName: [String: Int] = [:]
         var longest = 0
         var index = 0
         func starts(_ text: String, at position: Int) -> Bool {
@@ -109,14 +122,28 @@ final class RenderBudget {
             guard end < bytes.count else { break }
             let inner = bytes[(index + 2)..<end].drop(while: { $0 == UInt8(ascii: " ") })
             switch inner.first {
-            case UInt8(ascii: "#"), UInt8(ascii: "^"): open.append(end + 2)
-            case UInt8(ascii: "/"): if let start = open.popLast() { longest = max(longest, index - start) }
-            case UInt8(ascii: "="): return bytes.count
+            case UInt8(ascii: "#"), UInt8(ascii: "^"): open.append((end + 2, lastName(String(decoding: inner.dropFirst(), as: UTF8.self))))
+            case UInt8(ascii: "/"):
+                if let section = open.popLast() {
+                    longest = max(longest, index - section.start)
+                    byName[section.name] = max(byName[section.name] ?? 0, index - section.start)
+                }
+            case UInt8(ascii: "="): return ([:], bytes.count)
             default: break
             }
             index = end + 2
         }
-        return longest
+        return (byName, longest)
+    }
+
+    /// `items` for `body.items`, `reversed(body.items)` or ` items `.
+    static func lastName(_ tag: String) -> String {
+        var name = Substring(tag)
+        if let open = name.lastIndex(of: "("), let close = name[open...].firstIndex(of: ")") {
+            name = name[name.index(after: open)..<close]
+        }
+        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        return trimmed.split(separator: ".").last.map(String.init) ?? trimmed
     }
 }
 
@@ -152,7 +179,7 @@ struct BudgetedObject: MustacheParent, MustacheCustomRenderable, MustacheTransfo
     let budget: RenderBudget
 
     func child(named name: String) -> Any? {
-        object[name].map { budget.wrap($0) }
+        object[name].map { budget.wrap($0, name: name) }
     }
 
     /// `{{body}}` renders the object's text, charged; nothing once the budget is spent.
@@ -176,24 +203,27 @@ struct BudgetedObject: MustacheParent, MustacheCustomRenderable, MustacheTransfo
     }
 }
 
-/// A JSON array of the context: a section over it charges `perIteration` per item and stops
+/// A JSON array of the context: a section over it charges `iterationCost` per item and stops
 /// iterating once the budget is spent; its items come back wrapped.
 struct BudgetedList: MustacheSequence, MustacheTransformable, MustacheCustomRenderable, CustomStringConvertible {
     let items: [Any]
+    /// The member name it was looked up by, if any: what its sections are found by.
+    var name: String? = nil
     let budget: RenderBudget
 
     struct Iterator: IteratorProtocol {
         var base: IndexingIterator<[Any]>
+        let cost: Int
         let budget: RenderBudget
 
         mutating func next() -> Any? {
-            guard let item = base.next(), budget.charge(budget.perIteration) else { return nil }
+            guard let item = base.next(), budget.charge(cost) else { return nil }
             return budget.wrap(item)
         }
     }
 
     func makeIterator() -> Iterator {
-        Iterator(base: items.makeIterator(), budget: budget)
+        Iterator(base: items.makeIterator(), cost: budget.iterationCost(name), budget: budget)
     }
 
     var renderText: String {
@@ -209,7 +239,7 @@ struct BudgetedList: MustacheSequence, MustacheTransformable, MustacheCustomRend
         switch name {
         case "first": return items.first.map { budget.wrap($0) }
         case "last": return items.last.map { budget.wrap($0) }
-        case "reversed": return BudgetedList(items: items.reversed(), budget: budget)
+        case "reversed": return BudgetedList(items: items.reversed(), name: name, budget: budget)
         case "count": return items.count
         case "empty": return items.isEmpty
         default: return nil

@@ -165,6 +165,23 @@ struct TemplateBudgetTests {
         #expect(error?.description == "rendered http.body would exceed 150 bytes")
     }
 
+    @Test("a long block in one section does not count against each row of another: 1,000 rows beside a 5 KB conditional block fit in 1 MiB; the same rows each 5 KB long do not")
+    func iterationsChargeTheirOwnSection() throws {
+        let items = (0..<1000).map { ["name": "item \($0)"] }
+        let context: [String: Any] = ["body": ["vip": true, "items": items] as [String: Any]]
+        let block = String(repeating: "v", count: 5000)
+        let rendered = try Templates.render("{{#body.vip}}\(block){{/body.vip}}{{#body.items}}<tr>{{name}}</tr>{{/body.items}}", context)
+        #expect(rendered.hasPrefix(block + "<tr>item 0</tr>") && rendered.hasSuffix("<tr>item 999</tr>"))
+        #expect(throws: Templates.RenderError.self) {
+            try Templates.render("{{#body.items}}<tr>\(block){{name}}</tr>{{/body.items}}", context)
+        }
+        // Reached without a name (a list in a list), a row is charged the template's longest section.
+        let nested: [String: Any] = ["body": ["groups": [items.map { $0["name"]! }]]]
+        #expect(throws: Templates.RenderError.self) {
+            try Templates.render("{{#body.vip}}\(String(repeating: "v", count: 2000)){{/body.vip}}{{#body.groups}}{{#.}}<i>{{.}}</i>{{/.}}{{/body.groups}}", nested, limit: 1_000_000)
+        }
+    }
+
     @Test("a file path from the body is capped: 20,000 nested folders, 17 levels or a 256-byte name fail for good and create nothing; 16 levels are written")
     func filePathLimits() async throws {
         let folder = try TemporaryFolder.make()
