@@ -474,6 +474,33 @@ struct HardeningStorageTests {
         }
     }
 
+    @Test("writes refused (the writer made read-only; no root needed): 503 and /readyz 503 \"last write failed\"; writable again: /readyz and ingest 200 without a restart")
+    func writeFailureRecoversWithoutRoot() async throws {
+        try await TestServer.with(config: TestConfigs.standard()) { server in
+            let url = "\(server.baseURL)/hooks/stripe"
+            let store = try #require(server.store as? SQLiteEventStore)
+            let first = Acknowledged()
+            try await send(count: 10, prefix: "first", to: url, acknowledged: first)
+            #expect(first.count == 10)
+
+            try await store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA query_only = 1") }
+            let body = TestFixtures.stripeEvent(id: "refused_1")
+            let refused = try await post(url, body: body, headers: TestFixtures.stripeHeaders(body, secret: TestConfigs.stripeSecret))
+            #expect(refused.status == 503)
+            #expect(refused.body.contains("storage unavailable"), "\(refused.body)")
+            let notReady = try await get("\(server.baseURL)/readyz")
+            #expect(notReady.status == 503)
+            #expect(notReady.json["reason"] as? String == "last write failed", "\(notReady.body)")
+
+            try await store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA query_only = 0") }
+            // /readyz probes at most once a second, so the first answers may still be the old failure.
+            #expect(try await eventually(5) { try await get("\(server.baseURL)/readyz").status == 200 }, "ready again once a write succeeds")
+            let after = Acknowledged()
+            try await send(count: 10, prefix: "after", to: url, acknowledged: after)
+            #expect(after.count == 10, "ingest answers 200 again without a restart")
+        }
+    }
+
     @Test("a clean shutdown checkpoints the WAL: the .db file alone holds every event")
     func cleanShutdownCheckpoints() async throws {
         let folder = try TemporaryFolder.make()
