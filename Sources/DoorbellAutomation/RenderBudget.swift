@@ -205,7 +205,11 @@ struct BudgetedObject: MustacheParent, MustacheCustomRenderable, MustacheTransfo
 
 /// A JSON array of the context: a section over it charges `iterationCost` per item and stops
 /// iterating once the budget is spent; its items come back wrapped.
-struct BudgetedList: MustacheSequence, MustacheTransformable, MustacheCustomRenderable, CustomStringConvertible {
+///
+/// A `MustacheParent` with no children, as an array was: without it swift-mustache would look names up
+/// by reflection, and `{{#body.order.items}}` over a sender's `"order": […]` would reach this wrapper's
+/// own `items`, unwrapped and unbudgeted.
+struct BudgetedList: MustacheSequence, MustacheParent, MustacheTransformable, MustacheCustomRenderable, CustomStringConvertible {
     let items: [Any]
     /// The member name it was looked up by, if any: what its sections are found by.
     var name: String? = nil
@@ -234,6 +238,7 @@ struct BudgetedList: MustacheSequence, MustacheTransformable, MustacheCustomRend
 
     var isNull: Bool { false }
     var description: String { renderText }
+    func child(named: String) -> Any? { nil }
 
     func transform(_ name: String) -> Any? {
         switch name {

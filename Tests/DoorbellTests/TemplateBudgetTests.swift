@@ -139,6 +139,8 @@ struct TemplateBudgetTests {
             ("{{body.missing}}|{{body.none}}|{{#body.none}}x{{/body.none}}{{^body.none}}null{{/body.none}}", "||null"),
             ("{{body.who.first}}{{{body.name}}}{{& body.name}}", "Adaadaada"),
             ("{{#body.name}}[{{.}}]{{/body.name}}{{#body.zero}}zero{{/body.zero}}{{#body.n}}n{{/body.n}}", ""),
+            // A sender may send a list where the template expects an object: its names find nothing, as before.
+            ("{{#body.words.items}}x{{/body.words.items}}{{body.words.budget}}{{body.name.text}}{{body.who.object}}|", "|"),
         ]
         for (template, expected) in cases {
             let plain = try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + template).render(context)
