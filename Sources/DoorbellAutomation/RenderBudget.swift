@@ -122,7 +122,10 @@ final class RenderBudget {
             guard end < bytes.count else { break }
             let inner = bytes[(index + 2)..<end].drop(while: { $0 == UInt8(ascii: " ") })
             switch inner.first {
-            case UInt8(ascii: "#"), UInt8(ascii: "^"): open.append((end + 2, lastName(String(decoding: inner.dropFirst(), as: UTF8.self))))
+            // Blocks (`$`) and parents (`<`) are closed by `{{/…}}` too: every opener must be on the
+            // stack, or a block inside a section would close the section early and undercharge it.
+            case UInt8(ascii: "#"), UInt8(ascii: "^"), UInt8(ascii: "$"), UInt8(ascii: "<"):
+                open.append((end + 2, lastName(String(decoding: inner.dropFirst(), as: UTF8.self))))
             case UInt8(ascii: "/"):
                 if let section = open.popLast() {
                     longest = max(longest, index - section.start)

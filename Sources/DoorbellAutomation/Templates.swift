@@ -40,7 +40,24 @@ public enum Templates {
             let what = segment.isEmpty ? "an empty path segment" : "the path segment '\(segment)'"
             throw RenderError(description: "\(field): \(name) makes \(what), which servers resolve to another path; refused")
         }
+        // What no single value shows: a section or a value that rendered nothing (`/api/{{#l}}…{{/l}}/x`
+        // with an empty list) leaves `//`. The path as sent is checked whole.
+        if text.contains("{{"), let segment = dotOrEmptySegment(inPathOf: url) {
+            let what = segment.isEmpty ? "an empty path segment" : "the path segment '\(segment)'"
+            throw RenderError(description: "\(field): the rendered URL has \(what) (a value or section rendered empty?), which servers resolve to another path; refused")
+        }
         return url
+    }
+
+    /// The first `.`, `..` or empty segment of a URL's path (percent-decoded; a trailing `/` is fine).
+    static func dotOrEmptySegment(inPathOf url: String) -> String? {
+        guard let scheme = url.range(of: "://") else { return nil }
+        let rest = url[scheme.upperBound...]
+        guard let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }), rest[slash] == "/" else { return nil }
+        let path = rest[slash...].prefix { $0 != "?" && $0 != "#" }
+        var segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        if segments.last == "" { segments = segments.dropLast() }
+        return segments.map { $0.removingPercentEncoding ?? String($0) }.first { ["", ".", ".."].contains($0) }
     }
 
     /// Registers the URL content type with swift-mustache once, before the first URL template is parsed.

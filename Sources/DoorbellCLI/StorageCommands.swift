@@ -59,6 +59,11 @@ struct BackupCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try options.load()
         let target = URL(fileURLWithPath: file).standardizedFileURL.path
+        // `fileExists` follows links: a dangling one would let the copy land wherever it points.
+        if (try? FileManager.default.destinationOfSymbolicLink(atPath: target)) != nil {
+            printError("doorbell: \(target) is a symbolic link; a backup is written to a new plain file, choose a new name")
+            throw ExitCode(1)
+        }
         guard !FileManager.default.fileExists(atPath: target) else {
             printError("doorbell: \(target) exists; a backup never overwrites a file, choose a new name")
             throw ExitCode(1)

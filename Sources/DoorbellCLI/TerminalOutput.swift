@@ -7,7 +7,8 @@ func print(_ text: String) {
 }
 
 extension String {
-    /// Control characters (C0 but newline and tab, DEL, C1) shown as visible escapes, e.g. `\u{1b}`.
+    /// Control characters (C0 but newline and tab, DEL, C1) and bidirectional overrides (which reorder
+    /// what follows them on screen) shown as visible escapes, e.g. `\u{1b}`, `\u{202e}`.
     var terminalSafe: String {
         guard unicodeScalars.contains(where: \.isTerminalControl) else { return self }
         var safe = String.UnicodeScalarView()
@@ -25,5 +26,6 @@ extension String {
 extension Unicode.Scalar {
     fileprivate var isTerminalControl: Bool {
         (value < 0x20 && value != 0x0A && value != 0x09) || (0x7F...0x9F).contains(value)
+            || (0x202A...0x202E).contains(value) || (0x2066...0x2069).contains(value) || value == 0x200E || value == 0x200F
     }
 }

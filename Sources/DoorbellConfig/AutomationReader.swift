@@ -194,7 +194,11 @@ enum AutomationReader {
             }
             step.inheritEnv = names
         }
-        if let dir = keys["dir"], let text = reader.nonEmptyString(dir, at: "\(path).dir") { step.directory = reader.resolvePath(text) }
+        if let dir = keys["dir"], let text = reader.nonEmptyString(dir, at: "\(path).dir") {
+            // A folder from the config, never from a webhook (and never rendered: say so at load).
+            if text.contains("{{") { reader.error("\(path).dir", "the working folder must be a literal path, not a template", dir) }
+            step.directory = reader.resolvePath(text)
+        }
         // Like every relative path in the config, a command's relative names (`scripts/x.sh`) start
         // at the config's folder unless `dir` says otherwise — the same at `check` and at run time.
         if step.directory == nil { step.directory = reader.directory }

@@ -71,6 +71,11 @@ struct HardeningAttackTests {
         #expect(Condition.compare(path: "body.short", op: .regex, operand: .string(#"^[a-z]+@[a-z]+\.com$"#)).decide(context) == .holds)
         #expect(Condition.not(Condition.compare(path: "body.short", op: .regex, operand: .string("curl"))).decide(context) == .holds)
         #expect(Condition.compare(path: "body.missing", op: .regex, operand: .string("x")).decide(context) == .doesNotHold)
+        // A list or an object wrapping the text a block-list looks for is unknown, not "no match".
+        for wrapped in [["evil"], ["a": "evil"]] as [Any] {
+            let verdict = Condition.not(Condition.compare(path: "body.v", op: .regex, operand: .string("evil"))).decide(["body": ["v": wrapped]])
+            #expect(verdict == .unknown(path: "body.v"))
+        }
 
         // A match stopped by the time limit is unknown too, and so is every regex after it.
         let slowContext: [String: Any] = ["body": ["pad": String(repeating: "a", count: 4000), "short": "ok"]]

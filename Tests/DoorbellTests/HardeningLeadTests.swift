@@ -56,6 +56,12 @@ struct HardeningLeadTests {
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("inside files_dir"), "\(refused.stderr)")
         #expect(!FileManager.default.fileExists(atPath: inside))
+        // A dangling link pointing into files_dir is no way around it.
+        let link = folder.appendingPathComponent("link.db").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: folder.appendingPathComponent("files/out/via-link.db").path)
+        let viaLink = try ChildProcess.doorbell(["backup", link, "--config", config.path])
+        #expect(viaLink.status == 1, "\(viaLink.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("files/out/via-link.db").path))
         let outside = folder.appendingPathComponent("copy.db").path
         let made = try ChildProcess.doorbell(["backup", outside, "--config", config.path])
         #expect(made.status == 0, "\(made.stderr)")
@@ -78,7 +84,7 @@ struct HardeningLeadTests {
         try config.write(to: configFile, atomically: true, encoding: .utf8)
         try await TestServer.with(config: config, directory: folder) { (server: TestServer) async throws in
             let store = try #require(server.store as? any RunStore)
-            let hostile = #"{"type":"x","path":"\u001b[2J\u001b[31mRED\r/../../escape"}"#
+            let hostile = #"{"type":"x","path":"\u001b[2J\u001b[31mRED\r\u202e/../../escape"}"#
             let reply = try await post("\(server.baseURL)/hooks/open", body: Array(hostile.utf8))
             let id = try #require(reply.json["id"] as? String)
             #expect(try await eventually { try await store.runs(eventID: id, limit: 1).first?.status == .dead })
@@ -92,7 +98,7 @@ struct HardeningLeadTests {
             }
             let shown = try ChildProcess.doorbell(command)
             #expect(shown.status == 0, "\(shown.stderr)")
-            #expect(!shown.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x0D }, "\(arguments): raw control characters reached the terminal")
+            #expect(!shown.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x0D || $0.value == 0x202E }, "\(arguments): raw control characters reached the terminal")
             #expect(shown.stdout.contains("\\u{1b}"), "\(arguments): the escape is shown visibly: \(shown.stdout)")
         }
     }
@@ -110,6 +116,8 @@ struct HardeningLeadTests {
             }
             let hostHeader = try await create(["headers": ["Host": "evil.example"]])
             #expect(hostHeader.status == 400 && hostHeader.body.contains("Host"), "\(hostHeader.body)")
+            let contentType = try await create(["headers": ["Content-Type": "text/plain"]])
+            #expect(contentType.status == 400, "\(contentType.body)")
             let signature = try await create(["headers": ["webhook-signature": "v1,forged"]])
             #expect(signature.status == 400, "\(signature.body)")
             let crowded = try await create(["headers": Dictionary(uniqueKeysWithValues: (0..<40).map { ("X-H\($0)", "v") })])

@@ -12,7 +12,7 @@ import Glibc
 
 /// Issue 10, items 4–6: addresses and headers that webhook data cannot turn into SMTP commands, URL
 /// values that stay in their place, and secrets that never show up in what the server prints or stores.
-@Suite("HardeningMailURL", .serialized)
+@Suite("Hardening: mail, URLs and secrets", .serialized)
 struct HardeningMailURLTests {
     // MARK: 4. email
 
@@ -274,11 +274,13 @@ struct HardeningMailURLTests {
         #expect(try Templates.renderURL("{{{body.url}}}", context, field: "http.url") == "https://elsewhere.example/p?q=1")
         #expect(try Templates.renderURL("{{& body.url}}", context, field: "http.url") == "https://elsewhere.example/p?q=1")
         // Dot and empty values: refused where they are a whole path segment, fine anywhere else.
-        let dots: [String: Any] = ["body": ["two": "..", "one": ".", "none": "", "x": "x"]]
+        let dots: [String: Any] = ["body": ["two": "..", "one": ".", "none": "", "x": "x", "list": [String](), "off": false]]
         for template in [
             "https://crm.example/a/{{body.two}}/b", "https://crm.example/{{body.one}}", "https://crm.example/a/{{body.none}}/b",
             "https://crm.example/a/{{body.missing}}", "https://crm.example/a/{{body.one}}{{body.one}}/b", "https://crm.example/a/.{{body.one}}?q=1",
             "https://crm.example/a/{{ body.two }}#top", "https://crm.example/{{#body}}{{two}}{{/body}}/b",
+            // Sections that render nothing leave `//` with no value to blame: the path is checked whole.
+            "https://crm.example/api/{{#body.list}}{{.}}{{/body.list}}/x", "https://crm.example/api/{{#body.off}}v{{/body.off}}/x",
         ] {
             #expect(throws: Templates.RenderError.self, "\(template)") { try Templates.renderURL(template, dots, field: "chat.url") }
         }

@@ -230,6 +230,8 @@ struct HardeningStepsHostTests {
         #expect(badNames.contains { $0.hasPrefix("automations[0].steps[1].exec.env.A=B:") }, "\(badNames)")
         #expect(!badNames.contains { $0.contains("inherit_env[0]") })
         #expect(issues(#"{ argv: ["/bin/echo", "{{body.x}}"], inherit_env: [SHOP_TOKEN] }"#).isEmpty)
+        let templatedDir = issues(#"{ argv: ["/bin/true"], dir: "{{body.d}}" }"#)
+        #expect(templatedDir.contains { $0.hasPrefix("automations[0].steps[1].exec.dir:") }, "\(templatedDir)")
     }
 
     // MARK: files_dir

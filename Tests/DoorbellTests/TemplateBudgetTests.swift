@@ -1,4 +1,4 @@
-import DoorbellAutomation
+@testable import DoorbellAutomation
 import DoorbellCore
 import DoorbellStorage
 import Foundation
@@ -165,6 +165,16 @@ struct TemplateBudgetTests {
             try Templates.render("{{body.v}}{{body.v}}", context, field: "http.body", limit: 150)
         }
         #expect(error?.description == "rendered http.body would exceed 150 bytes")
+    }
+
+    @Test("a block or parent tag inside a section does not end the section early: each row is charged the whole section")
+    func blocksInsideSections() {
+        let long = String(repeating: "A", count: 10_000)
+        for inner in ["{{$b}}{{/b}}", "{{<p}}{{/p}}", "{{#x}}{{/x}}"] {
+            let template = "{{#body.items}}\(inner)\(long){{/body.items}}"
+            let measured = RenderBudget.sectionBodies(template).byName["items"] ?? 0
+            #expect(measured >= long.utf8.count, "\(inner): the section was measured as \(measured) bytes")
+        }
     }
 
     @Test("a long block in one section does not count against each row of another: 1,000 rows beside a 5 KB conditional block fit in 1 MiB; the same rows each 5 KB long do not")

@@ -79,9 +79,11 @@ public indirect enum Condition: Sendable, Equatable {
 
     /// A `regex` comparison: unknown unless the whole value was searched within the budget.
     private static func regex(_ value: Any?, _ operand: TemplateValue, path: String, _ budget: RegexBudget) -> Verdict {
-        guard let text = value.flatMap(string), case .string(let pattern) = operand,
-            let expression = RegexBound.compiled(pattern)
-        else { return .doesNotHold }
+        guard case .string(let pattern) = operand, let expression = RegexBound.compiled(pattern) else { return .doesNotHold }
+        // Absent: there is no text to match. Present but a list or an object: a sender could wrap the
+        // text a block-list looks for (`["evil"]`), so it is unknown, never "does not match".
+        guard let value, !(value is NSNull) else { return .doesNotHold }
+        guard let text = string(value) else { return .unknown(path: path) }
         // Counted no further than the cap: the value may be megabytes long.
         let capped = text.utf8.count > RegexBound.maxSubject ? text.index(text.startIndex, offsetBy: RegexBound.maxSubject, limitedBy: text.endIndex) : nil
         if let capped, capped != text.endIndex { return .unknown(path: path) }

@@ -92,7 +92,7 @@ public struct Endpoint: Sendable, Equatable {
     public static let maxHeaders = 32
     public static let maxRetryAttempts = 30
     /// Headers a delivery's framing and signature depend on (`webhook-*` too): never taken from configuration.
-    static let reservedHeaders: Set<String> = ["host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "trailer", "expect"]
+    static let reservedHeaders: Set<String> = ["host", "content-length", "content-type", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te", "upgrade", "trailer", "expect"]
 
     public static func isValidID(_ id: String) -> Bool {
         !id.isEmpty && id.count <= 64 && id.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
