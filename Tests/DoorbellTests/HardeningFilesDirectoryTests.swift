@@ -7,8 +7,8 @@ import Testing
 /// What a review of the `files_dir` and `exec` hardening found: a files_dir that holds a file the
 /// config trusts (template, secret, CA, a program or script, a command's folder); relative programs
 /// resolved against the wrong folder; a command that exits 0 on our SIGTERM counted as a success.
-@Suite("Fix: files_dir and exec")
-struct FilesExecFixTests {
+@Suite("Hardening: what files_dir may hold, exec working folder and timeouts")
+struct HardeningFilesDirectoryTests {
     /// The config's issues as `path: message` lines, or none.
     static func issues(_ yaml: String, directory: URL) -> [String] {
         do {
