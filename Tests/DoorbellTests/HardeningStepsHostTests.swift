@@ -42,13 +42,17 @@ struct HardeningStepsHostTests {
             }
             #expect(try await eventually(90) { receiver.requests("/done").count == runs + 1 }, "every run finished: \(receiver.requests("/done").count - 1) of \(runs)")
             #expect(server.isRunning, "the server survived \(runs * stepsPerRun) commands under a 256-descriptor limit")
-            // Connections from this test may still be closing; a leak would be two or more per command.
+            // Allowed to grow by what is bounded, not by what is per command: the `done` posts run up to
+            // `concurrency` (8) at once, so the pool to the receiver may hold 8 connections where the
+            // warm-up needed 1, and this test's own connections may still be closing. A leak would be
+            // two or more descriptors per command: thousands here, and fatal under the 256 limit.
+            let slack = 16
             var after = try server.openDescriptors()
             _ = try await eventually(5) {
                 after = try server.openDescriptors()
-                return after <= before + 8
+                return after <= before + slack
             }
-            #expect(after <= before + 8, "open descriptors: \(before) before, \(after) after \(runs * stepsPerRun) commands")
+            #expect(after <= before + slack, "open descriptors: \(before) before, \(after) after \(runs * stepsPerRun) commands")
             #expect(try await get("\(server.baseURL)/healthz").status == 200)
         }
     }
