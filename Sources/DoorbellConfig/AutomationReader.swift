@@ -26,7 +26,7 @@ enum AutomationReader {
             if let value = Double(text), (0...1).contains(value) {
                 policy.jitter = value
             } else {
-                reader.error("\(path).jitter", "expected a fraction from 0 to 1, found '\(text)'", jitterNode)
+                reader.error("\(path).jitter", "expected a fraction from 0 to 1, found '\(reader.written(jitterNode))'", jitterNode)
             }
         }
         return policy
@@ -321,7 +321,7 @@ enum AutomationReader {
     private static func duration(_ node: Node, at path: String, _ reader: NodeReader) -> Double? {
         guard let text = reader.string(node, at: path) else { return nil }
         guard let seconds = Units.parseDuration(text), seconds > 0 else {
-            reader.error(path, "expected a duration such as 15s, found '\(text)'", node)
+            reader.error(path, "expected a duration such as 15s, found '\(reader.written(node))'", node)
             return nil
         }
         return seconds

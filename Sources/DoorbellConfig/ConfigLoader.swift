@@ -115,7 +115,7 @@ public enum ConfigLoader {
             if let seconds = Units.parseDuration(text), seconds >= 0.1, seconds <= 3600 {
                 settings[keyPath: fields[key]!] = .milliseconds(Int64((seconds * 1000).rounded()))
             } else {
-                reader.error("server.\(key)", "expected a duration between 100ms and 1h such as 10s, found '\(text)'", valueNode)
+                reader.error("server.\(key)", "expected a duration between 100ms and 1h such as 10s, found '\(reader.written(valueNode))'", valueNode)
             }
         }
         if let limit = keys["max_connections"], let value = reader.int(limit, at: "server.max_connections", range: 1...1_000_000) {
@@ -126,7 +126,7 @@ public enum ConfigLoader {
                 settings.host = host
                 settings.port = port
             } else {
-                reader.error("server.listen", "expected host:port such as 127.0.0.1:8080 or [::1]:8080, found '\(text)'", listen)
+                reader.error("server.listen", "expected host:port such as 127.0.0.1:8080 or [::1]:8080, found '\(reader.written(listen))'", listen)
             }
         }
         if let publicURL = keys["public_url"], let text = reader.nonEmptyString(publicURL, at: "server.public_url") {
@@ -194,7 +194,7 @@ public enum ConfigLoader {
             if let seconds = Units.parseDuration(text), seconds >= 0.3 {
                 settings.lease = seconds
             } else {
-                reader.error("worker.lease", "expected a duration of at least 300ms, found '\(text)'", lease)
+                reader.error("worker.lease", "expected a duration of at least 300ms, found '\(reader.written(lease))'", lease)
             }
         }
         return settings

@@ -64,6 +64,14 @@ final class NodeReader {
         return substitute(scalar.string, at: path, node: node)
     }
 
+    /// A scalar as written in the file, for an error message: never the value `${VAR}` put there,
+    /// which may be a secret placed in the wrong field. Long values are cut.
+    func written(_ node: Node) -> String {
+        guard case .scalar(let scalar) = node else { return kind(of: node) }
+        let text = scalar.string
+        return text.count > 100 ? text.prefix(100) + "…" : text
+    }
+
     func nonEmptyString(_ node: Node, at path: String) -> String? {
         guard let text = string(node, at: path) else { return nil }
         if text.isEmpty {
@@ -76,7 +84,7 @@ final class NodeReader {
     func int(_ node: Node, at path: String, range: ClosedRange<Int>) -> Int? {
         guard let text = string(node, at: path) else { return nil }
         guard let value = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
-            error(path, "expected a whole number from \(range.lowerBound) to \(range.upperBound), found '\(text)'", node)
+            error(path, "expected a whole number from \(range.lowerBound) to \(range.upperBound), found '\(written(node))'", node)
             return nil
         }
         return value
@@ -88,7 +96,7 @@ final class NodeReader {
         case "true", "yes", "on": return true
         case "false", "no", "off": return false
         default:
-            error(path, "expected true or false, found '\(text)'", node)
+            error(path, "expected true or false, found '\(written(node))'", node)
             return nil
         }
     }

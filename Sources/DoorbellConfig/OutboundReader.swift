@@ -49,7 +49,7 @@ enum OutboundReader {
             // The first is the current secret; any others are still signed with (a rotation by hand).
             endpoint.secrets = secrets.map { EndpointSecret(secret: $0) }
             if let node = keys["rate_limit"], let text = reader.string(node, at: "\(path).rate_limit") {
-                if let limit = RateLimit(text) { endpoint.rateLimit = limit } else { reader.error("\(path).rate_limit", "expected deliveries per time such as 10/s, 600/m or 5000/h, found '\(text)'", node) }
+                if let limit = RateLimit(text) { endpoint.rateLimit = limit } else { reader.error("\(path).rate_limit", "expected deliveries per time such as 10/s, 600/m or 5000/h, found '\(reader.written(node))'", node) }
             }
             if let node = keys["headers"] { endpoint.headers = AutomationReader.stringMap(node, at: "\(path).headers", reader) }
             if let node = keys["enabled"], let value = reader.bool(node, at: "\(path).enabled") { endpoint.enabled = value }
@@ -66,7 +66,7 @@ enum OutboundReader {
     private static func duration(_ node: Node?, at path: String, range: ClosedRange<Double>, _ reader: NodeReader) -> Double? {
         guard let node, let text = reader.string(node, at: path) else { return nil }
         guard let seconds = Units.parseDuration(text), range.contains(seconds) else {
-            reader.error(path, "expected a duration such as 15s, 5m or 5d between \(range.lowerBound) s and \(Int(range.upperBound)) s, found '\(text)'", node)
+            reader.error(path, "expected a duration such as 15s, 5m or 5d between \(range.lowerBound) s and \(Int(range.upperBound)) s, found '\(reader.written(node))'", node)
             return nil
         }
         return seconds

@@ -12,7 +12,7 @@ enum RetentionReader {
             guard let node = keys[key], let text = reader.string(node, at: "retention.\(key)") else { return .none }
             if ["forever", "never"].contains(text.lowercased()) { return .some(nil) }
             guard let seconds = Units.parseDuration(text), seconds >= 3600 else {
-                reader.error("retention.\(key)", "expected a duration of at least 1h such as 30d, or forever; found '\(text)'", node)
+                reader.error("retention.\(key)", "expected a duration of at least 1h such as 30d, or forever; found '\(reader.written(node))'", node)
                 return .none
             }
             return .some(seconds)
@@ -24,7 +24,7 @@ enum RetentionReader {
             if let seconds = Units.parseDuration(text), seconds >= 86400 {
                 policy.dedupeWindow = seconds
             } else {
-                reader.error("retention.dedupe_window", "expected a duration of at least 1d such as 7d (providers retry for days), found '\(text)'", node)
+                reader.error("retention.dedupe_window", "expected a duration of at least 1d such as 7d (providers retry for days), found '\(reader.written(node))'", node)
             }
         }
         return policy

@@ -73,7 +73,7 @@ enum SourceReader {
             if let seconds = Units.parseDuration(text), seconds >= 1, seconds <= 7 * 86400 {
                 tolerance = Int(seconds)
             } else {
-                reader.error("\(path).tolerance", "expected seconds (e.g. 300) or a duration (e.g. 5m) between 1 s and 7 d, found '\(text)'", toleranceNode)
+                reader.error("\(path).tolerance", "expected seconds (e.g. 300) or a duration (e.g. 5m) between 1 s and 7 d, found '\(reader.written(toleranceNode))'", toleranceNode)
             }
         }
 
@@ -93,7 +93,7 @@ enum SourceReader {
             if let bytes = Units.parseSize(text), bytes >= 1, bytes <= 1 << 30 {
                 maxBody = bytes
             } else {
-                reader.error("\(path).max_body", "expected a size between 1 B and 1 GiB such as 1MiB or 512KB, found '\(text)'", sizeNode)
+                reader.error("\(path).max_body", "expected a size between 1 B and 1 GiB such as 1MiB or 512KB, found '\(reader.written(sizeNode))'", sizeNode)
             }
         }
 
@@ -165,14 +165,14 @@ enum SourceReader {
             if let value = HMACSettings.Algorithm(rawValue: text.lowercased().replacingOccurrences(of: "-", with: "")) {
                 settings.algorithm = value
             } else {
-                reader.error("\(path).algorithm", "expected sha1, sha256 or sha512, found '\(text)'", algorithm)
+                reader.error("\(path).algorithm", "expected sha1, sha256 or sha512, found '\(reader.written(algorithm))'", algorithm)
             }
         }
         if let encoding = keys["encoding"], let text = reader.nonEmptyString(encoding, at: "\(path).encoding") {
             if let value = HMACSettings.Encoding(rawValue: text.lowercased()) {
                 settings.encoding = value
             } else {
-                reader.error("\(path).encoding", "expected hex or base64, found '\(text)'", encoding)
+                reader.error("\(path).encoding", "expected hex or base64, found '\(reader.written(encoding))'", encoding)
             }
         }
         if let prefix = keys["prefix"], let text = reader.string(prefix, at: "\(path).prefix") {
@@ -187,7 +187,7 @@ enum SourceReader {
     private static func valueRule(_ node: Node, at path: String, _ reader: NodeReader) -> ValueRule? {
         guard let text = reader.nonEmptyString(node, at: path) else { return nil }
         guard let rule = ValueRule.parse(text) else {
-            reader.error(path, "expected a fixed text, a JSON pointer such as /type, or header:Name; found '\(text)'", node)
+            reader.error(path, "expected a fixed text, a JSON pointer such as /type, or header:Name; found '\(reader.written(node))'", node)
             return nil
         }
         return rule

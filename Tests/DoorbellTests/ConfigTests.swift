@@ -97,6 +97,19 @@ struct ConfigTests {
         }
     }
 
+    @Test("an error quotes a value as written in the file, never what ${VAR} put there (a secret in the wrong field)")
+    func errorsQuoteTheFile() {
+        let secret = "smtp-password-4f9a2c"
+        let found = issues("""
+            smtp: { host: mail.example.com, port: "${SMTP_PASSWORD}", from: shop@example.com }
+            sources:
+              - { id: a, provider: none, max_body: "${SMTP_PASSWORD}" }
+            """, environment: ["SMTP_PASSWORD": secret])
+        #expect(found.contains { $0.hasPrefix("smtp.port:") && $0.contains("${SMTP_PASSWORD}") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("sources[0].max_body:") }, "\(found)")
+        #expect(!found.contains { $0.contains(secret) }, "\(found)")
+    }
+
     @Test("duplicate ids, missing secrets and secret files are checked")
     func sourceRules() throws {
         let folder = try TemporaryFolder.make()
