@@ -50,6 +50,7 @@ let package = Package(
                 "DoorbellCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         /// Automations and deliveries: matching, templates, step executors, outbound webhooks (signing,

@@ -7,8 +7,9 @@ import ServiceLifecycle
 import Synchronization
 
 /// Claims due runs — automation runs and deliveries, one queue — and carries them out. Push-based:
-/// storing an event calls `wake()`; otherwise the worker sleeps until the next due retry or lease
-/// expiry, never on a fixed interval. On graceful shutdown it stops claiming and lets running steps finish.
+/// it subscribes to the store's wake-ups (`EventStore.wakeUps`: an event stored with runs, a retry
+/// scheduled, an endpoint enabled); otherwise it sleeps until the next due retry or lease expiry,
+/// never on a fixed interval. On graceful shutdown it stops claiming and lets running steps finish.
 public final class RunWorker: Service, Sendable {
     public typealias Store = DoorbellStore
 
@@ -23,10 +24,15 @@ public final class RunWorker: Service, Sendable {
     private let owner = "worker-" + UUID().uuidString.prefix(8).lowercased()
     private let concurrency: Int
     private let lease: Double
-    private let signal = WakeSignal()
+    /// This worker's subscription to the store's wake-ups; the worker also signals it itself when
+    /// one of its runs finishes (a slot came free) and on shutdown.
+    private let signal: WakeSignal
     private let inFlight = Mutex(0)
     /// The claims in flight; asked before every step and every write (see `HeldLeases`).
     private let held = Mutex(HeldLeases())
+    /// The fallback poll: at this interval the worker looks at the queue and reloads endpoints
+    /// even without a wake-up, for changes made by other processes (the `doorbell` CLI), which the
+    /// SQLite store's in-process channel cannot carry. PostgreSQL will carry them by LISTEN/NOTIFY.
     static let idleCheck = 5.0
 
     public init(
@@ -42,19 +48,13 @@ public final class RunWorker: Service, Sendable {
         self.logger = logger
         self.concurrency = concurrency
         self.lease = lease
-        let signal = self.signal
-        let storeEmitted: @Sendable (NewEvent) async throws -> IngestOutcome = { event in
-            let outcome = try await store.ingest(event)
-            if !outcome.duplicate && !event.automations.isEmpty { signal.signal() }
-            return outcome
-        }
+        // Subscribed before anything runs, so a wake-up between now and `run()` is kept.
+        self.signal = store.wakeUps.subscribe()
+        // The store wakes the worker for runs it stores (its wake-up channel).
+        let storeEmitted: @Sendable (NewEvent) async throws -> IngestOutcome = { event in try await store.ingest(event) }
         self.executor = StepExecutor(
             http: http, filesDirectory: filesDirectory, storeEmitted: storeEmitted,
-            planRuns: { runs, eventID in
-                let created = try await store.plan(runs, eventID: eventID, now: now())
-                if created > 0 { signal.signal() }
-                return created
-            },
+            planRuns: { runs, eventID in try await store.plan(runs, eventID: eventID, now: now()) },
             planner: planner, maxChainDepth: 8
         )
         self.deliverer = Deliverer(
@@ -63,7 +63,7 @@ public final class RunWorker: Service, Sendable {
         )
     }
 
-    /// Something became due (an event with runs was stored): look now.
+    /// Look at the queue now (tests; the running server is woken through the store's channel).
     public func wake() {
         signal.signal()
     }
@@ -112,9 +112,10 @@ public final class RunWorker: Service, Sendable {
                     if !claimed.isEmpty && claimed.count == free { continue }
                     // Without room to claim, only a finishing run (which signals) can change anything:
                     // asking the store when the next run is due would just spin on a backlog.
-                    await signal.wait(timeout: mayClaim ? await sleepTime(claimedNothing: claimed.isEmpty) : .seconds(Self.idleCheck))
-                    if Date().timeIntervalSince(lastReload) >= Self.idleCheck {
-                        // Endpoints added, enabled or rotated by the CLI in another process.
+                    let woke = await signal.wait(timeout: mayClaim ? await sleepTime(claimedNothing: claimed.isEmpty) : .seconds(Self.idleCheck))
+                    // Endpoints changed through this store (read before the deliveries they woke
+                    // are claimed), or by the CLI in another process (the fallback poll).
+                    if woke.contains(.endpointsChanged) || Date().timeIntervalSince(lastReload) >= Self.idleCheck {
                         lastReload = Date()
                         try? await directory.reload(from: store)
                     }
@@ -123,11 +124,14 @@ public final class RunWorker: Service, Sendable {
         } onGracefulShutdown: {
             self.signal.signal()
         }
+        store.wakeUps.unsubscribe(signal)
         try await http.shutdown()
     }
 
-    /// Until the next due run or lease expiry, and at most `idleCheck` — the safety net for work made
-    /// due by another process (`doorbell` CLI replay) that cannot wake this one.
+    /// Until the next due run or lease expiry, and at most `idleCheck` — the fallback poll for work
+    /// made due by another process (`doorbell` CLI replay, endpoint changes), whose writes cannot
+    /// signal this process's in-process wake-up channel (SQLite). A PostgreSQL store replaces this
+    /// with LISTEN/NOTIFY on the same channel; the poll then only covers a dropped listener.
     /// Runs that are due but were not claimable (held back by a concurrency key) would make this
     /// spin; after an empty claim the wait is at least 50 ms (a finishing run signals sooner).
     private func sleepTime(claimedNothing: Bool) async -> Duration {
@@ -289,65 +293,5 @@ public final class RunWorker: Service, Sendable {
             // again; completed steps stay done.
             logger.error("run interrupted by storage", metadata: runMetadata(["error": "\(error)"]))
         }
-    }
-}
-
-/// Wakes one waiter; a signal with nobody waiting is remembered until the next wait.
-final class WakeSignal: Sendable {
-    private struct State {
-        var signaled = false
-        var waiter: CheckedContinuation<Void, Never>?
-    }
-
-    private let state = Mutex(State())
-
-    func signal() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if let waiter = state.waiter {
-                state.waiter = nil
-                return waiter
-            }
-            state.signaled = true
-            return nil
-        }
-        waiter?.resume()
-    }
-
-    /// Returns on a signal or after `timeout`, whichever comes first.
-    func wait(timeout: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.waitForSignal() }
-            group.addTask { try? await Task.sleep(for: timeout) }
-            await group.next()
-            group.cancelAll()
-        }
-    }
-
-    private func waitForSignal() async {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let resumeNow = state.withLock { state -> Bool in
-                    if state.signaled {
-                        state.signaled = false
-                        return true
-                    }
-                    state.waiter = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-                // Cancelled before the waiter was installed: onCancel found nothing to resume.
-                if !resumeNow && Task.isCancelled { self.cancelWaiter() }
-            }
-        } onCancel: {
-            self.cancelWaiter()
-        }
-    }
-
-    private func cancelWaiter() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume()
     }
 }

@@ -23,7 +23,7 @@ struct DeliveriesCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() async throws {
-            let store = try openStore(try options.load(), access: .readOnly)
+            let store = try await openStore(try options.load(), access: .readOnly)
             let runs = try await store.runs(matching: RunQuery(eventID: event, statuses: status.map { [$0] } ?? [], endpoint: endpoint, deliveries: true, limit: max(1, limit)))
             try await store.close()
             if json {
@@ -48,7 +48,7 @@ struct DeliveriesCommand: AsyncParsableCommand {
         @Argument(help: "The delivery id (dlv_…).") var id: String
 
         func run() async throws {
-            let store = try openStore(try options.load(), access: .readOnly)
+            let store = try await openStore(try options.load(), access: .readOnly)
             guard let run = try await store.run(id: id), run.endpoint != nil else {
                 try await store.close()
                 printError("doorbell: no delivery with id '\(id)'")
@@ -85,7 +85,7 @@ struct DeliveriesCommand: AsyncParsableCommand {
                 printError("doorbell: name a delivery, or filter with --endpoint, --status, --since or --until")
                 throw ExitCode(1)
             }
-            let store = try openStore(try options.load())
+            let store = try await openStore(try options.load())
             var query = RunQuery(statuses: status.isEmpty ? [.dead] : status, since: try parseTime(since, "since"), until: try parseTime(until, "until"), endpoint: endpoint, deliveries: true, limit: Int.max)
             if let id {
                 guard let run = try await store.run(id: id), run.endpoint != nil else {
@@ -114,7 +114,7 @@ struct EndpointsCommand: AsyncParsableCommand {
     /// Opens the store with the file's endpoints brought up to date, as `serve` does.
     static func open(_ options: ConfigOption) async throws -> (any DoorbellStore, Configuration) {
         let configuration = try options.load()
-        let store = try openStore(configuration)
+        let store = try await openStore(configuration)
         try await store.syncConfigured(configuration.endpoints, overlap: configuration.outbound.rotationOverlap, now: Date())
         return (store, configuration)
     }
@@ -128,7 +128,7 @@ struct EndpointsCommand: AsyncParsableCommand {
         /// taken out of the file left out, those new in the file shown), without writing that sync.
         func run() async throws {
             let configuration = try options.load()
-            let store = try openStore(configuration, access: .readOnly)
+            let store = try await openStore(configuration, access: .readOnly)
             let stored = try await store.endpoints()
             try await store.close()
             let declared = Set(configuration.endpoints.map(\.id))

@@ -23,7 +23,7 @@ struct EventsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() async throws {
-            let store = try openStore(try options.load(), access: .readOnly)
+            let store = try await openStore(try options.load(), access: .readOnly)
             let query = EventQuery(source: source, type: type, limit: max(1, limit))
             let events = try await store.events(matching: query)
             try await store.close()
@@ -52,7 +52,7 @@ struct EventsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let store = try openStore(try options.load(), access: .readOnly)
+            let store = try await openStore(try options.load(), access: .readOnly)
             let found = try await store.event(id: id)
             try await store.close()
             guard let stored = found else {
@@ -80,11 +80,11 @@ struct EventsCommand: AsyncParsableCommand {
 /// Opens the store a config names; exits 1 with the reason if it cannot. Commands that only look
 /// open it `.readOnly`: nothing is created or migrated, and a schema newer or older than this build
 /// is named as such.
-func openStore(_ configuration: Configuration, access: StoreAccess = .readWrite) throws -> any DoorbellStore {
+func openStore(_ configuration: Configuration, access: StoreAccess = .readWrite) async throws -> any DoorbellStore {
     var logger = Logger(label: "doorbell")
     logger.logLevel = .error
     do {
-        return try StoreFactory.open(configuration.storage, logger: logger, access: access)
+        return try await StoreFactory.open(configuration.storage, logger: logger, access: access)
     } catch {
         printError("doorbell: cannot open storage \(configuration.storage): \(error)")
         throw ExitCode(1)

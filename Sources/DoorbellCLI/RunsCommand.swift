@@ -24,7 +24,7 @@ struct RunsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() async throws {
-            let store = try openStore(try options.load(), access: .readOnly)
+            let store = try await openStore(try options.load(), access: .readOnly)
             let runs = try await store.runs(matching: RunQuery(eventID: event, automation: automation, statuses: status.map { [$0] } ?? [], deliveries: false, limit: max(1, limit)))
             try await store.close()
             if json {
@@ -50,7 +50,7 @@ struct RunsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let store = try openStore(try options.load(), access: .readOnly)
+            let store = try await openStore(try options.load(), access: .readOnly)
             guard let run = try await store.run(id: id) else {
                 try await store.close()
                 printError("doorbell: no run with id '\(id)'")
@@ -109,7 +109,7 @@ struct ReplayCommand: AsyncParsableCommand {
             printError("doorbell: no automation '\(automation)' in \(options.config)")
             throw ExitCode(1)
         }
-        let store = try openStore(configuration)
+        let store = try await openStore(configuration)
         var started = false
         if let event, let automation {
             started = try await store.startRun(eventID: event, automation: automation, now: Date())

@@ -24,7 +24,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let store: any DoorbellStore
         do {
-            store = try StoreFactory.open(configuration.storage, logger: logger, access: .server)
+            store = try await StoreFactory.open(configuration.storage, logger: logger, access: .server)
         } catch {
             printError("doorbell: cannot open storage \(configuration.storage): \(error)")
             throw ExitCode(1)

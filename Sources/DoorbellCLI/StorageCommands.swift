@@ -22,7 +22,7 @@ struct PruneCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try options.load()
-        let store = try openStore(configuration, access: dryRun ? .readOnly : .readWrite)
+        let store = try await openStore(configuration, access: dryRun ? .readOnly : .readWrite)
         let counts: PruneCounts
         do {
             counts = try await store.prune(configuration.retention, now: Date(), dryRun: dryRun, batchSize: 100)
@@ -78,7 +78,7 @@ struct BackupCommand: AsyncParsableCommand {
             printError("doorbell: \(target) is inside files_dir \(files), where email steps may attach files; write the backup elsewhere")
             throw ExitCode(1)
         }
-        let store = try openStore(configuration, access: .readOnly)
+        let store = try await openStore(configuration, access: .readOnly)
         do {
             try await store.backup(to: target)
             try await store.close()
@@ -88,7 +88,7 @@ struct BackupCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         // Open the copy as a user would, to show it holds what it should.
-        let copy = try StoreFactory.open(.sqlite(path: target), logger: .init(label: "doorbell"), access: .readOnly)
+        let copy = try await StoreFactory.open(.sqlite(path: target), logger: .init(label: "doorbell"), access: .readOnly)
         let events = try await copy.countEvents(matching: EventQuery())
         let size = try await copy.storageSize()
         try await copy.close()
@@ -132,7 +132,7 @@ func describe(_ policy: RetentionPolicy) -> String {
 func databaseSummary(_ configuration: Configuration) async -> String? {
     guard case .sqlite(let path) = configuration.storage, FileManager.default.fileExists(atPath: path) else { return nil }
     do {
-        let store = try StoreFactory.open(configuration.storage, logger: .init(label: "doorbell"), access: .readOnly)
+        let store = try await StoreFactory.open(configuration.storage, logger: .init(label: "doorbell"), access: .readOnly)
         let size = try await store.storageSize()
         let events = try await store.countEvents(matching: EventQuery())
         try await store.close()

@@ -13,17 +13,14 @@ struct APIController: Sendable {
     let planner: EventPlanner
     let tokens: [[UInt8]]
     let outbound: OutboundSettings
-    /// Wakes the worker after something became due.
-    let wake: @Sendable () -> Void
     let now: @Sendable () -> Date
     static let maxBody = 1 << 20
 
-    init(configuration: Configuration, store: any DoorbellStore, planner: EventPlanner, wake: @escaping @Sendable () -> Void, now: @escaping @Sendable () -> Date) {
+    init(configuration: Configuration, store: any DoorbellStore, planner: EventPlanner, now: @escaping @Sendable () -> Date) {
         self.store = store
         self.planner = planner
         self.tokens = configuration.api.tokens.map { Array($0.utf8) }
         self.outbound = configuration.outbound
-        self.wake = wake
         self.now = now
     }
 
@@ -125,7 +122,6 @@ struct APIController: Sendable {
             headers: [Header(name: "Content-Type", value: "application/json")], body: [UInt8](encoded)
         ))
         let outcome = try await store.ingest(event)
-        if !outcome.duplicate && !event.automations.isEmpty { wake() }
         context.logger.debug("published", metadata: ["event": "\(outcome.id)", "type": "\(type)"])
         return IngestReply(id: outcome.id, duplicate: outcome.duplicate).response(status: .accepted)
     }
@@ -228,7 +224,6 @@ struct APIController: Sendable {
         try await withEndpoint(context) { endpoint in
             _ = try await store.setEndpoint(id: endpoint.id, enabled: enabled, reason: enabled ? nil : "disabled through the API", now: now())
             try await planner.directory.reload(from: store)
-            if enabled { wake() }
             return JSONResponse.object(.ok, render(try await store.endpoint(id: endpoint.id) ?? endpoint))
         }
     }
@@ -351,7 +346,6 @@ struct APIController: Sendable {
         guard let run = try await store.run(id: id), run.endpoint != nil else { throw APIError(.notFound, "unknown delivery '\(id)'") }
         // A single retry is explicit: a delivered one is sent again too (same webhook-id).
         let count = try await store.replay(matching: .only(run), fromStart: true, now: now())
-        if count > 0 { wake() }
         return JSONResponse.object(count > 0 ? .accepted : .conflict, ["retried": count, "status": run.status.rawValue])
     }
 
@@ -368,7 +362,6 @@ struct APIController: Sendable {
         if query.statuses.isEmpty { query.statuses = [.dead] }
         query.limit = Int.max
         let count = try await store.replay(matching: query, fromStart: true, now: now())
-        if count > 0 { wake() }
         return JSONResponse.object(.accepted, ["retried": count])
     }
 

@@ -11,8 +11,9 @@ import ServiceLifecycle
 
 /// Builds the HTTP application from a configuration and an open store.
 public enum DoorbellApplication {
-    /// The application, ready for `runService()`. The store is closed after the server has stopped
-    /// and finished its in-flight requests (services shut down in reverse order of start).
+    /// The application, ready for `runService()`. The store is its first service: started before
+    /// the worker, retention and the HTTP server, and closed after they have stopped and finished
+    /// their in-flight work (services shut down in reverse order of start).
     /// Endpoints declared in the file are written to the store first, so the first request already
     /// fans out to them.
     public static func make(
@@ -33,9 +34,10 @@ public enum DoorbellApplication {
             outbound: configuration.outbound, retry: configuration.retry, now: now
         )
         let retention = RetentionService(store: store, policy: configuration.retention, logger: logger, now: now)
-        let services: [any Service] = [StoreService(store: store, logger: logger), worker, retention]
-        IngestController(configuration: configuration, store: store, planner: planner, metrics: metrics, onRunsCreated: { worker.wake() }, now: now).addRoutes(to: router)
-        APIController(configuration: configuration, store: store, planner: planner, wake: { worker.wake() }, now: now).addRoutes(to: router)
+        let services: [any Service] = [store, worker, retention]
+        // The worker hears of new work through the store's wake-ups, not from the handlers.
+        IngestController(configuration: configuration, store: store, planner: planner, metrics: metrics, now: now).addRoutes(to: router)
+        APIController(configuration: configuration, store: store, planner: planner, now: now).addRoutes(to: router)
         HealthController(store: store).addRoutes(to: router)
         let databaseBytes = (metrics.registry.makeGauge(name: "doorbell_database_bytes", labels: [("file", "db")]), metrics.registry.makeGauge(name: "doorbell_database_bytes", labels: [("file", "wal")]))
         let databasePages = (metrics.registry.makeGauge(name: "doorbell_database_pages", labels: [("kind", "total")]), metrics.registry.makeGauge(name: "doorbell_database_pages", labels: [("kind", "free")]))
@@ -97,17 +99,5 @@ struct HealthController: Sendable {
                 return JSONResponse.make(.serviceUnavailable, ["status": "unavailable", "reason": reason])
             }
         }
-    }
-}
-
-/// Keeps the store open while the server runs and closes it, after pending commits, on shutdown.
-struct StoreService: Service {
-    let store: any EventStore
-    let logger: Logger
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        try await store.close()
-        logger.info("store closed")
     }
 }

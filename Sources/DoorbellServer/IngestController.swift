@@ -23,11 +23,9 @@ struct IngestController: Sendable {
     let store: any EventStore
     let metrics: IngestMetrics
     let planner: EventPlanner
-    /// Called after an event that started runs is stored (wakes the run worker).
-    let onRunsCreated: @Sendable () -> Void
     let now: @Sendable () -> Date
 
-    init(configuration: Configuration, store: any EventStore, planner: EventPlanner, metrics: IngestMetrics, onRunsCreated: @escaping @Sendable () -> Void, now: @escaping @Sendable () -> Date) {
+    init(configuration: Configuration, store: any EventStore, planner: EventPlanner, metrics: IngestMetrics, now: @escaping @Sendable () -> Date) {
         var prepared: [String: PreparedSource] = [:]
         for source in configuration.sources {
             prepared[source.id] = PreparedSource(
@@ -42,7 +40,6 @@ struct IngestController: Sendable {
         self.store = store
         self.metrics = metrics
         self.planner = planner
-        self.onRunsCreated = onRunsCreated
         self.now = now
     }
 
@@ -113,7 +110,6 @@ struct IngestController: Sendable {
         let event = planner.plan(NewEvent(source: source.id, type: identity.type, providerID: identity.providerID, receivedAt: receivedAt, headers: headers, body: body))
         do {
             let outcome = try await store.ingest(event)
-            if !outcome.duplicate && !event.automations.isEmpty { onRunsCreated() }
             metrics.received(source: source.id, duplicate: outcome.duplicate)
             logger.debug("stored", metadata: metadata(["event": "\(outcome.id)", "duplicate": "\(outcome.duplicate)"]))
             return IngestReply(id: outcome.id, duplicate: outcome.duplicate).response

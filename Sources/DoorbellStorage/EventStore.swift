@@ -1,11 +1,16 @@
 import DoorbellCore
+import ServiceLifecycle
 
 /// Where events live. Every backend (SQLite now, PostgreSQL for several nodes) implements this;
 /// the backend is chosen in one place (`StoreFactory`).
 ///
 /// `ingest` returns only once the event is committed and synced: that is what lets the server
 /// answer 2xx. Concurrent ingests may share one commit (group commit).
-public protocol EventStore: Sendable {
+///
+/// A store is a `Service`: opened (and migrated) by `StoreFactory.open`, run first by the server's
+/// service group and stopped last — `run()` lasts until graceful shutdown, then closes the store,
+/// after the HTTP server and the worker have finished.
+public protocol EventStore: Service {
     /// Stores `event` durably, or finds the earlier event with the same source and provider id.
     /// Throws `StoreError.unavailable` when nothing could be stored, `.rejected` when the database
     /// refused this one event (a constraint) while the store works.
@@ -21,6 +26,11 @@ public protocol EventStore: Sendable {
     func checkReady() async throws
     /// Finishes pending commits and releases the database.
     func close() async throws
+    /// Signalled when work may have become due through this store: an event stored with runs,
+    /// runs planned, replayed or started, a queue write that schedules a run, an endpoint enabled.
+    /// SQLite signals it in-process from its own writes; PostgreSQL also from `LISTEN`, for writes
+    /// by other nodes and commands.
+    var wakeUps: WakeUpChannel { get }
 }
 
 /// Everything the server needs from one backend: events, the run queue, endpoints and attempts,

@@ -67,7 +67,7 @@ extension SQLiteEventStore: DeliveryStore {
     }
 
     public func setEndpoint(id: String, enabled: Bool, reason: String?, now: Date) async throws -> Bool {
-        try await pool.write { db in
+        let changed = try await pool.write { db in
             try db.execute(sql: """
                 UPDATE endpoints SET enabled = ?, disabled_reason = ?, failing_since = CASE WHEN ? THEN NULL ELSE failing_since END, updated_at = ?
                 WHERE id = ?
@@ -80,6 +80,9 @@ extension SQLiteEventStore: DeliveryStore {
             }
             return true
         }
+        // Its paused deliveries are due again, under the endpoint's new state.
+        if changed && enabled { wakeUps.signal([.runsDue, .endpointsChanged]) }
+        return changed
     }
 
     public func disableIfEnabled(id: String, reason: String, now: Date) async throws -> Bool {
@@ -136,9 +139,11 @@ extension SQLiteEventStore: DeliveryStore {
     }
 
     public func plan(_ runs: [PlannedRun], eventID: String, now: Date) async throws -> Int {
-        try await pool.write { db in
+        let created = try await pool.write { db in
             try runs.filter { try Self.insertRun($0, eventID: eventID, at: now, db) }.count
         }
+        if created > 0 { wakeUps.signal() }
+        return created
     }
 
     private static func resumePaused(endpoint: String, now: Date, _ db: Database) throws {

@@ -2,6 +2,7 @@ import DoorbellCore
 import Foundation
 import GRDB
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`, so a commit is on
@@ -35,6 +36,9 @@ public final class SQLiteEventStore: EventStore, RunStore {
     private let probes = Mutex(Probes())
     /// When the server last checkpointed.
     private let checkpoints: CheckpointPacing
+    /// In-process: only this process's writes signal it; other processes' (the CLI) reach the
+    /// worker through its fallback poll.
+    public let wakeUps = WakeUpChannel()
 
     /// `/readyz` tries at most one probe write per this many seconds: it is unauthenticated, and each
     /// probe is a commit (an fsync).
@@ -129,12 +133,22 @@ public final class SQLiteEventStore: EventStore, RunStore {
             stored.automations = []
             recent.withLock { $0.add(StoredEvent(sequence: sequence, event: stored)) }
         }
+        if !outcome.duplicate && !event.automations.isEmpty { wakeUps.signal() }
         return outcome
     }
 
     func queueWrite(_ write: QueueWrite) async throws -> AttemptWrite {
         guard case .queued(let result) = try await self.write(.queue(write)) else { preconditionFailure("a queue write answers with its result") }
+        if result.transition == .applied && write.schedulesRun { wakeUps.signal() }
         return result
+    }
+
+    /// Runs while the server runs (the first service of its group, so stopped last): on graceful
+    /// shutdown — after the HTTP server and the worker have finished — it closes the store.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try await close()
+        logger.info("store closed")
     }
 
     private func write(_ item: StoreWrite) async throws -> StoreWriteResult {

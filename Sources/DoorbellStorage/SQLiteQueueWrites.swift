@@ -18,6 +18,19 @@ enum QueueWrite: Sendable {
     case pauseRun(runID: String, lease: Lease, reason: String)
 }
 
+extension QueueWrite {
+    /// Whether applying it leaves the run waiting to be claimed again (a retry, a delivery put
+    /// back): the store's wake-up channel is signalled, so the worker recomputes its next wake.
+    var schedulesRun: Bool {
+        switch self {
+        case .failStep(_, _, _, let dueAt, _): dueAt != nil
+        case .deferRun: true
+        case .finishAttempt(_, let outcome, _): if case .retry = outcome { true } else { false }
+        case .completeStep, .pauseRun: false
+        }
+    }
+}
+
 /// The condition every transition's UPDATE ends with (arguments: run id, owner, token).
 private let heldByClaim = "WHERE id = ? AND lease_owner = ? AND lease_token = ? AND status = 'running'"
 

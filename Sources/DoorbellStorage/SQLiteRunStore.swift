@@ -125,7 +125,7 @@ extension SQLiteEventStore {
         combined += arguments
         let all = combined
         let restart = fromStart ? ", next_step = 0" : ""
-        return try await pool.write { db in
+        let count = try await pool.write { db in
             try db.execute(sql: """
                 UPDATE runs SET status = 'pending', attempt = 0, last_error = NULL, due_at = ?, lease_owner = NULL,
                     lease_until = NULL, updated_at = ?\(restart)
@@ -133,10 +133,12 @@ extension SQLiteEventStore {
                 """, arguments: all)
             return db.changesCount
         }
+        if count > 0 { wakeUps.signal() }
+        return count
     }
 
     public func startRun(eventID: String, automation: String, now: Date) async throws -> Bool {
-        try await pool.write { db in
+        let started = try await pool.write { db in
             try db.execute(sql: """
                 INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at, seq)
                 SELECT ?, id, ?, 'pending', ?, ?, ?, \(SQLiteSchema.nextRunSequence) FROM events WHERE id = ?
@@ -144,6 +146,8 @@ extension SQLiteEventStore {
                 """, arguments: [EventID.generate(prefix: "run_", now: now), automation, now.millis, now.millis, now.millis, eventID])
             return db.changesCount > 0
         }
+        if started { wakeUps.signal() }
+        return started
     }
 
     private static func filter(_ query: RunQuery) -> (String, StatementArguments) {

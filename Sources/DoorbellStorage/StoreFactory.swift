@@ -4,10 +4,12 @@ import Logging
 
 /// Opens the backend a config's `storage:` names. The one place that chooses a backend.
 public enum StoreFactory {
+    /// Opens the store and brings its schema up to date (migrations), before anything uses it; the
+    /// server then runs it as the first service of its group, which closes it at shutdown.
     /// `access`: `.server` for `doorbell serve`, `.readWrite` for commands that change things,
     /// `.readOnly` for commands that only look (no migrations, no writes, a clear error when the
     /// database's schema does not match this build).
-    public static func open(_ location: StorageLocation, logger: Logger, access: StoreAccess = .server) throws -> any DoorbellStore {
+    public static func open(_ location: StorageLocation, logger: Logger, access: StoreAccess = .server) async throws -> any DoorbellStore {
         switch location {
         case .sqlite(let path):
             try refuseEmptiedDatabase(path)

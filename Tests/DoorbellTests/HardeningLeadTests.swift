@@ -132,13 +132,13 @@ struct HardeningLeadTests {
     }
 
     @Test("an emptied database beside a WAL that holds frames is refused at open, not started as a new database")
-    func emptiedDatabaseRefused() throws {
+    func emptiedDatabaseRefused() async throws {
         let folder = try TemporaryFolder.make()
         let path = folder.appendingPathComponent("doorbell.db").path
         FileManager.default.createFile(atPath: path, contents: Data())
         FileManager.default.createFile(atPath: path + "-wal", contents: Data(repeating: 7, count: 4096))
-        #expect {
-            _ = try StoreFactory.open(.sqlite(path: path), logger: .init(label: "test"))
+        await #expect {
+            _ = try await StoreFactory.open(.sqlite(path: path), logger: .init(label: "test"))
         } throws: { error in
             "\(error)".contains("truncated")
         }

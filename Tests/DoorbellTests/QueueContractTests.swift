@@ -127,6 +127,52 @@ struct QueueContractTests {
         try await store.close()
     }
 
+    // MARK: wake-ups
+
+    @Test("wake-ups: an event stored with runs and a queue write that makes a run due signal the store's channel, an endpoint enabled asks for its endpoints to be read again; an event without runs, a duplicate, a claim and a fenced-off write do not", arguments: StoreBackend.all)
+    func wakeUps(_ backend: StoreBackend) async throws {
+        let store = try backend.open()
+        let worker = store.wakeUps.subscribe()
+        let other = store.wakeUps.subscribe()
+        defer {
+            store.wakeUps.unsubscribe(worker)
+            store.wakeUps.unsubscribe(other)
+        }
+
+        _ = try await Self.enqueue(store, [])
+        #expect(worker.take().isEmpty, "an event that starts no run wakes nobody")
+        let event = NewEvent(source: "open", type: "t", providerID: "p-1", receivedAt: Self.t0, headers: [], body: Array("{}".utf8), automations: [PlannedRun(automation: "a")])
+        _ = try await store.ingest(event)
+        #expect(worker.take() == .runsDue, "an event stored with runs wakes the worker")
+        #expect(other.take() == .runsDue, "every subscriber is woken")
+        let duplicate = NewEvent(source: "open", type: "t", providerID: "p-1", receivedAt: Self.t0, headers: [], body: Array("{}".utf8), automations: [PlannedRun(automation: "a")])
+        #expect(try await store.ingest(duplicate).duplicate)
+        #expect(worker.take().isEmpty, "a duplicate stores no run")
+
+        let runID = try #require(try await store.runs(eventID: event.id, limit: 10).first?.id)
+        let lease = try #require(try await store.claimDueRuns(owner: "node-a", limit: 10, now: Self.t0, leaseUntil: Self.t0 + 30, excluding: []).first?.lease)
+        #expect(worker.take().isEmpty, "a claim makes nothing due")
+        #expect(try await store.failStep(runID: runID, attempt: 1, error: "a failed", dueAt: Self.t0 + 5, lease: lease) == .applied)
+        #expect(worker.take() == .runsDue, "a scheduled retry wakes the worker")
+        #expect(try await store.failStep(runID: runID, attempt: 2, error: "stale", dueAt: Self.t0 + 5, lease: lease) == .leaseLost)
+        #expect(worker.take().isEmpty, "a write under a lost lease changes nothing and wakes nobody")
+
+        let deliveryID = try #require(try await Self.enqueue(store, [.delivery(to: "erp")]).first)
+        #expect(worker.take() == .runsDue)
+        let claimed = try await store.claimDueRuns(owner: "node-a", limit: 10, now: Self.t0 + 1, leaseUntil: Self.t0 + 31, excluding: [])
+        let deliveryLease = try #require(claimed.first { $0.id == deliveryID }?.lease)
+        #expect(try await store.deferRun(runID: deliveryID, lease: deliveryLease, until: Self.t0 + 2) == .applied)
+        #expect(worker.take() == .runsDue, "a delivery put back (rate limit, open circuit) wakes the worker")
+
+        // An endpoint enabled: its paused deliveries are due, judged by its new state.
+        try await store.saveEndpoint(Endpoint(id: "erp", url: "http://127.0.0.1:9/erp", secrets: [.generate()]), now: Self.t0)
+        #expect(try await store.setEndpoint(id: "erp", enabled: false, reason: "test", now: Self.t0))
+        #expect(worker.take().isEmpty, "disabling makes nothing due")
+        #expect(try await store.setEndpoint(id: "erp", enabled: true, reason: nil, now: Self.t0))
+        #expect(worker.take() == [.runsDue, .endpointsChanged], "enabling wakes the worker to read endpoints again")
+        try await store.close()
+    }
+
     // MARK: per-key order
 
     @Test("per-key order with limit 1: runs sharing a key are claimed one at a time, in sequence order", arguments: StoreBackend.all)

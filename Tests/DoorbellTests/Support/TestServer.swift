@@ -27,7 +27,7 @@ struct TestServer {
         let configuration = try ConfigLoader.parse(yaml: yaml, directory: folder.path, environment: environment)
         var logger = Logger(label: "test-server")
         logger.logLevel = .critical
-        let store = try StoreFactory.open(configuration.storage, logger: logger)
+        let store = try await StoreFactory.open(configuration.storage, logger: logger)
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let app = try await DoorbellApplication.make(configuration: configuration, store: store, logger: logger, now: now, onServerRunning: { channel in
             portContinuation.yield(channel.localAddress?.port ?? 0)
