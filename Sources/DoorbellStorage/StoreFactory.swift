@@ -13,7 +13,12 @@ public enum StoreFactory {
         switch location {
         case .sqlite(let path):
             try refuseEmptiedDatabase(path)
-            return try SQLiteEventStore(path: path, logger: logger, access: access)
+            // Opening and migrating a SQLite file blocks: off the concurrency pool's few threads.
+            return try await withCheckedThrowingContinuation { (opened: CheckedContinuation<any DoorbellStore, any Error>) in
+                DispatchQueue.global().async {
+                    opened.resume(with: Result { try SQLiteEventStore(path: path, logger: logger, access: access) })
+                }
+            }
         case .postgres:
             throw StoreError.unavailable("PostgreSQL storage is not available in this build yet; use storage: sqlite:<file>")
         }
