@@ -61,6 +61,14 @@ final class RenderBudget {
         return !exceeded
     }
 
+    /// `value` as text (`{{body}}` on an object or a list), charged; empty once the budget is spent,
+    /// without describing the value at all.
+    func charged(describing value: Any) -> String {
+        guard !exceeded else { return "" }
+        let text = String(describing: value)
+        return charge(text: text) ? text : ""
+    }
+
     /// Charges the escaped size of `text`, scanning no further than the budget left.
     func charge(text: String) -> Bool {
         guard !exceeded else { return false }
@@ -186,11 +194,7 @@ struct BudgetedObject: MustacheParent, MustacheCustomRenderable, MustacheTransfo
     }
 
     /// `{{body}}` renders the object's text, charged; nothing once the budget is spent.
-    var renderText: String {
-        guard !budget.exceeded else { return "" }
-        let text = String(describing: object)
-        return budget.charge(text: text) ? text : ""
-    }
+    var renderText: String { budget.charged(describing: object) }
 
     var isNull: Bool { false }
     var description: String { renderText }
@@ -233,11 +237,7 @@ struct BudgetedList: MustacheSequence, MustacheParent, MustacheTransformable, Mu
         Iterator(base: items.makeIterator(), cost: budget.iterationCost(name), budget: budget)
     }
 
-    var renderText: String {
-        guard !budget.exceeded else { return "" }
-        let text = String(describing: items)
-        return budget.charge(text: text) ? text : ""
-    }
+    var renderText: String { budget.charged(describing: items) }
 
     var isNull: Bool { false }
     var description: String { renderText }
