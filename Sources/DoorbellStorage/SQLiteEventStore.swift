@@ -53,6 +53,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
     /// refuses a database whose schema is newer than this build, and read-only also one that is
     /// older, with a message that says which.
     public init(path: String, logger: Logger = Logger(label: "doorbell.storage"), access: StoreAccess = .server, now: @escaping @Sendable () -> Date = { Date() }) throws {
+        try Self.refuseEmptiedDatabase(path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.label = "doorbell"
@@ -550,5 +551,17 @@ enum HeaderCoding {
             let value = line[line.index(after: colon)...].dropFirst(1)
             return Header(name: String(line[..<colon]), value: String(value))
         }
+    }
+}
+
+extension SQLiteEventStore {
+    /// An empty database file beside a WAL that holds frames is a truncated database, not a new one:
+    /// opening it would start empty and reset the WAL, throwing away what the WAL still holds.
+    static func refuseEmptiedDatabase(_ path: String) throws {
+        let files = FileManager.default
+        guard let size = (try? files.attributesOfItem(atPath: path))?[.size] as? Int, size == 0,
+              let walSize = (try? files.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int, walSize > 0
+        else { return }
+        throw StoreError.unavailable("the database file \(path) is empty but its write-ahead log \(path)-wal holds \(walSize) bytes: the database was truncated. Restore it from a backup (or a rescued copy beside it); Doorbell will not start on it, as that would discard the log")
     }
 }
