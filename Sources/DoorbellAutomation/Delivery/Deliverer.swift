@@ -47,10 +47,17 @@ final class Deliverer: Sendable {
             let attempt = AttemptRecord(runID: record.id, endpoint: endpointID, startedAt: now(), status: nil, latencyMillis: 0, response: nil, error: reason)
             _ = await settle(record.id) { try await store.finishAttempt(attempt, outcome: .dead(failures: record.attempt + 1), lease: lease).transition }
         }
-        guard let endpoint = directory.endpoint(id: endpointID) else {
+        guard var endpoint = directory.endpoint(id: endpointID) else {
             // Its circuit goes with it: the map holds only endpoints that still exist.
             _ = breakers.withLock { $0.removeValue(forKey: endpointID) }
             return try await bury("endpoint '\(endpointID)' no longer exists")
+        }
+        if !endpoint.enabled {
+            // The directory may be older than the row that made this delivery due: an endpoint enabled
+            // a moment ago resumes its deliveries, and a claim can race the worker's reload. Read it
+            // again before parking the delivery (rare: only on the way to parking).
+            try await directory.reload(from: store)
+            if let fresh = directory.endpoint(id: endpointID) { endpoint = fresh }
         }
         guard endpoint.enabled else {
             _ = await settle(record.id) { try await store.pauseRun(runID: record.id, lease: lease, reason: "endpoint '\(endpointID)' disabled: \(endpoint.disabledReason ?? "by a person")") }
