@@ -2,7 +2,6 @@ import DoorbellCore
 import Foundation
 import GRDB
 import Logging
-import Synchronization
 
 /// Endpoints and attempts on SQLite.
 extension SQLiteEventStore: DeliveryStore {
@@ -158,20 +157,8 @@ extension SQLiteEventStore: DeliveryStore {
             """, arguments: [now.millis, endpoint])
     }
 
-    private struct StoredRetry: Codable {
-        var schedule: [Double]
-        var jitter: Double
-    }
-
-    private struct StoredSecret: Codable {
-        var secret: String
-        var expires_at: Int64?
-    }
-
     private static func upsert(_ endpoint: Endpoint, now: Date, _ db: Database) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let secrets = endpoint.secrets.map { StoredSecret(secret: $0.secret, expires_at: $0.expiresAt?.millis) }
+        let row = try StoredEndpointRow(encoding: endpoint)
         try db.execute(sql: """
             INSERT INTO endpoints (id, url, events, secrets, rate_limit, headers, enabled, disabled_reason, from_config, description, retry, created_at, updated_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -180,12 +167,8 @@ extension SQLiteEventStore: DeliveryStore {
                 disabled_reason = excluded.disabled_reason, from_config = excluded.from_config,
                 description = excluded.description, retry = excluded.retry, updated_at = excluded.updated_at
             """, arguments: [
-                endpoint.id, endpoint.url, String(decoding: try encoder.encode(endpoint.events), as: UTF8.self),
-                String(decoding: try encoder.encode(secrets), as: UTF8.self), endpoint.rateLimit?.description,
-                String(decoding: try encoder.encode(endpoint.headers), as: UTF8.self), endpoint.enabled, endpoint.disabledReason,
-                endpoint.fromConfig, endpoint.description,
-                try endpoint.retry.map { String(decoding: try encoder.encode(StoredRetry(schedule: $0.schedule, jitter: $0.jitter)), as: UTF8.self) },
-                now.millis, now.millis,
+                row.id, row.url, row.events, row.secrets, row.rateLimit, row.headers, row.enabled, row.disabledReason,
+                row.fromConfig, row.description, row.retry, now.millis, now.millis,
             ])
     }
 
@@ -193,71 +176,20 @@ extension SQLiteEventStore: DeliveryStore {
         decodeEndpoint(row).endpoint
     }
 
-    /// Reads an endpoint row without trusting it: a field that does not decode (bad `events` JSON,
-    /// a secret that is not a signing key, headers that could split a request, …) is never given a
-    /// permissive default — `*`, unsigned, no headers — that would deliver what the row did not
-    /// say. Such an endpoint is read as disabled, with a reason naming every damaged field, and
-    /// nothing is delivered to it until it is repaired (PATCH the field or rotate the secret, then
-    /// enable it). `damage` lists the fields as `field: what is wrong`.
+    /// Reads an endpoint row without trusting it (see `StoredEndpointRow.decode`): a column that is
+    /// NULL or not of its type reaches the check as nil.
     static func decodeEndpoint(_ row: Row) -> (endpoint: Endpoint, damage: [String]) {
-        var damage: [String] = []
-        let decoder = JSONDecoder()
         func text(_ column: String) -> String? { String.fromDatabaseValue(row[column] as DatabaseValue) }
-        func json<T: Decodable>(_ type: T.Type, _ column: String, _ what: String) -> T? {
-            guard let stored = text(column) else {
-                damage.append("\(column): missing")
-                return nil
-            }
-            guard let value = try? decoder.decode(type, from: Data(stored.utf8)) else {
-                damage.append("\(column): not \(what)")
-                return nil
-            }
-            return value
-        }
-        let id = text("id") ?? ""
-        let events = json([String].self, "events", "a JSON list of strings") ?? []
-        let storedSecrets = json([StoredSecret].self, "secrets", "a JSON list of secrets")
-        if storedSecrets?.isEmpty == true { damage.append("secrets: none stored (deliveries would go unsigned)") }
-        // Each header name and value is checked below, by `problems()` (EventLimits' rules).
-        let headers = json([String: String].self, "headers", "a JSON object of strings") ?? [:]
-        var rateLimit: RateLimit?
-        if let stored = text("rate_limit") {
-            rateLimit = RateLimit(stored)
-            if rateLimit == nil { damage.append("rate_limit: not N/s, N/m or N/h") }
-        }
-        var retry: RetryPolicy?
-        if text("retry") != nil {
-            retry = json(StoredRetry.self, "retry", "a JSON retry schedule").map { RetryPolicy(schedule: $0.schedule, jitter: $0.jitter) }
-        }
-        let enabled = Bool.fromDatabaseValue(row["enabled"] as DatabaseValue)
-        if enabled == nil { damage.append("enabled: not 0 or 1") }
-        var endpoint = Endpoint(
-            id: id, url: text("url") ?? "", events: events,
-            secrets: (storedSecrets ?? []).map { EndpointSecret(secret: $0.secret, expiresAt: $0.expires_at.map { Date(timeIntervalSince1970: Double($0) / 1000) }) },
-            rateLimit: rateLimit, headers: headers, enabled: enabled ?? false, disabledReason: text("disabled_reason"),
-            fromConfig: Bool.fromDatabaseValue(row["from_config"] as DatabaseValue) ?? false, description: text("description"), retry: retry
-        )
-        // The row's own values checked as the API and the config check them (a secret that is not a
-        // whsec_/whsk_ key, an empty filter, a URL that is not http(s), a header that could split a request).
-        damage += endpoint.problems().filter { problem in !damage.contains { $0.hasPrefix(problem.field) } }.map { "\($0.field): \($0.message)" }
-        if !damage.isEmpty {
-            endpoint.enabled = false
-            endpoint.disabledReason = "stored row damaged (\(damage.joined(separator: "; "))): not delivered to until repaired"
-        }
-        return (endpoint, damage)
+        func flag(_ column: String) -> Bool? { Bool.fromDatabaseValue(row[column] as DatabaseValue) }
+        return StoredEndpointRow(
+            id: text("id"), url: text("url"), events: text("events"), secrets: text("secrets"), rateLimit: text("rate_limit"),
+            headers: text("headers"), enabled: flag("enabled"), disabledReason: text("disabled_reason"), fromConfig: flag("from_config"),
+            description: text("description"), retry: text("retry")
+        ).decode()
     }
 
     /// Endpoints read for delivery; a damaged row is logged at error once per process and damage.
-    private static let reportedDamage = Mutex<Set<String>>([])
-
     func reportDamage(_ decoded: [(endpoint: Endpoint, damage: [String])]) -> [Endpoint] {
-        for (endpoint, damage) in decoded where !damage.isEmpty {
-            let key = "\(endpoint.id)\u{0}\(damage.joined(separator: ";"))"
-            guard Self.reportedDamage.withLock({ $0.insert(key).inserted }) else { continue }
-            logger.error("endpoint row damaged: nothing is delivered to it until it is repaired", metadata: [
-                "endpoint": "\(endpoint.id)", "damage": "\(damage.joined(separator: "; "))",
-            ])
-        }
-        return decoded.map(\.endpoint)
+        StoredEndpointRow.reportDamage(decoded, logger: logger)
     }
 }
