@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         /// Vocabulary types (Source, Event, ...) and pure helpers. No I/O.
@@ -43,12 +44,15 @@ let package = Package(
             name: "DoorbellVerification",
             dependencies: ["DoorbellCore", .product(name: "Crypto", package: "swift-crypto")]
         ),
-        /// The `EventStore` protocol and its SQLite backend (GRDB) with group commit.
+        /// The store contract (`EventStore`, `RunStore`, …) and its two backends: SQLite (GRDB) for one
+        /// node, PostgreSQL (postgres-nio) for several.
         .target(
             name: "DoorbellStorage",
             dependencies: [
                 "DoorbellCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -117,6 +121,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             resources: [.copy("Fixtures")]
         ),

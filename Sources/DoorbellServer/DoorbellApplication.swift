@@ -92,11 +92,11 @@ struct HealthController: Sendable {
         router.get("/readyz") { _, context in
             do {
                 try await store.checkReady()
-                return JSONResponse.make(.ok, ["status": "ready"])
+                return JSONResponse.make(.ok, store.readinessNotes.merging(["status": "ready"]) { _, status in status })
             } catch {
                 context.logger.warning("not ready", metadata: ["error": "\(error)"])
                 let reason = (error as? StoreError)?.summary ?? "storage unavailable"
-                return JSONResponse.make(.serviceUnavailable, ["status": "unavailable", "reason": reason])
+                return JSONResponse.make(.serviceUnavailable, store.readinessNotes.merging(["status": "unavailable", "reason": reason]) { _, own in own })
             }
         }
     }

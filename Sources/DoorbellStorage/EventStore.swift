@@ -31,6 +31,13 @@ public protocol EventStore: Service {
     /// SQLite signals it in-process from its own writes; PostgreSQL also from `LISTEN`, for writes
     /// by other nodes and commands.
     var wakeUps: WakeUpChannel { get }
+    /// How the store is doing beyond ready or not, for `/readyz` (e.g. PostgreSQL's `wake_ups`:
+    /// listening, or polling while its LISTEN connection is down). Safe to show anyone.
+    var readinessNotes: [String: String] { get }
+}
+
+extension EventStore {
+    public var readinessNotes: [String: String] { [:] }
 }
 
 /// Everything the server needs from one backend: events, the run queue, endpoints and attempts,

@@ -18,8 +18,8 @@ public enum StoreFactory {
                     opened.resume(with: Result { try SQLiteEventStore(path: path, logger: logger, access: access) })
                 }
             }
-        case .postgres:
-            throw StoreError.unavailable("PostgreSQL storage is not available in this build yet; use storage: sqlite:<file>")
+        case .postgres(let url):
+            return try await PostgresStore.open(try PostgresSettings(url: url), logger: logger, access: access)
         }
     }
 }

@@ -11,16 +11,21 @@ import Testing
 /// below runs once per backend; a new backend joins by one case here.
 enum StoreBackend: String, Sendable, CaseIterable, CustomTestStringConvertible {
     case sqlite
+    /// A fresh database in the PostgreSQL cluster `scripts/test` starts (`DOORBELL_TEST_POSTGRES_URL`);
+    /// without one these tests fail, saying so: they are never skipped.
+    case postgres
 
-    static let all: [StoreBackend] = [.sqlite]
+    static let all: [StoreBackend] = [.sqlite, .postgres]
 
     var testDescription: String { rawValue }
 
-    /// A fresh, empty store.
-    func open() throws -> any DoorbellStore {
+    /// A fresh, empty store, opened as the server opens it.
+    func open() async throws -> any DoorbellStore {
         switch self {
         case .sqlite:
             return try SQLiteEventStore(path: TemporaryFolder.make().appendingPathComponent("doorbell.db").path)
+        case .postgres:
+            return try await PostgresStore.open(try PostgresSettings(url: try await TestPostgres.freshDatabase()), logger: Logger(label: "test"), access: .server)
         }
     }
 }
@@ -45,7 +50,7 @@ struct QueueContractTests {
 
     @Test("lease loss: A's claim expires, B claims the run; A's transitions report not applied and change nothing, B's apply", arguments: StoreBackend.all)
     func leaseLoss(_ backend: StoreBackend) async throws {
-        let store = try backend.open()
+        let store = try await backend.open()
         let runID = try #require(try await Self.enqueue(store, [PlannedRun(automation: "a")]).first)
 
         let claimedByA = try await store.claimDueRuns(owner: "node-a", limit: 10, now: Self.t0, leaseUntil: Self.t0 + 30, excluding: [])
@@ -85,7 +90,7 @@ struct QueueContractTests {
 
     @Test("lease loss on a delivery: A's attempt, defer and pause report not applied and record nothing; B's attempt applies", arguments: StoreBackend.all)
     func deliveryLeaseLoss(_ backend: StoreBackend) async throws {
-        let store = try backend.open()
+        let store = try await backend.open()
         let runID = try #require(try await Self.enqueue(store, [.delivery(to: "erp")]).first)
         let a = try #require(try await store.claimDueRuns(owner: "node-a", limit: 10, now: Self.t0, leaseUntil: Self.t0 + 30, excluding: []).first?.lease)
         let b = try #require(try await store.claimDueRuns(owner: "node-b", limit: 10, now: Self.t0 + 31, leaseUntil: Self.t0 + 61, excluding: []).first?.lease)
@@ -111,7 +116,7 @@ struct QueueContractTests {
 
     @Test("a run in flight is not claimed again by the worker that has it, even after its lease lapsed", arguments: StoreBackend.all)
     func inFlightNotClaimedTwice(_ backend: StoreBackend) async throws {
-        let store = try backend.open()
+        let store = try await backend.open()
         let ids = try await Self.enqueue(store, [PlannedRun(automation: "a"), PlannedRun(automation: "b")])
         let first = try await store.claimDueRuns(owner: "node-a", limit: 1, now: Self.t0, leaseUntil: Self.t0 + 30, excluding: [])
         let held = try #require(first.first)
@@ -131,45 +136,62 @@ struct QueueContractTests {
 
     @Test("wake-ups: an event stored with runs and a queue write that makes a run due signal the store's channel, an endpoint enabled asks for its endpoints to be read again; an event without runs, a duplicate, a claim and a fenced-off write do not", arguments: StoreBackend.all)
     func wakeUps(_ backend: StoreBackend) async throws {
-        let store = try backend.open()
+        let store = try await backend.open()
         let worker = store.wakeUps.subscribe()
         let other = store.wakeUps.subscribe()
         defer {
             store.wakeUps.unsubscribe(worker)
             store.wakeUps.unsubscribe(other)
         }
+        /// What a subscriber was woken for by the writes so far. PostgreSQL's wake-ups also arrive by
+        /// NOTIFY, after the commit: wait until none has come for a moment.
+        func woken(_ signal: WakeSignal) async -> WakeUp {
+            guard backend == .postgres else { return signal.take() }
+            var kinds = signal.take()
+            while true {
+                let more = await signal.wait(timeout: .milliseconds(400))
+                if more.isEmpty { return kinds }
+                kinds.formUnion(more)
+            }
+        }
+        if let postgres = store as? PostgresStore {
+            // The listener's first LISTEN wakes everyone once (to catch up on anything missed).
+            while postgres.listener?.isListening != true { try await Task.sleep(for: .milliseconds(20)) }
+            _ = await woken(worker)
+            _ = await woken(other)
+        }
 
         _ = try await Self.enqueue(store, [])
-        #expect(worker.take().isEmpty, "an event that starts no run wakes nobody")
+        #expect(await woken(worker).isEmpty, "an event that starts no run wakes nobody")
         let event = NewEvent(source: "open", type: "t", providerID: "p-1", receivedAt: Self.t0, headers: [], body: Array("{}".utf8), automations: [PlannedRun(automation: "a")])
         _ = try await store.ingest(event)
-        #expect(worker.take() == .runsDue, "an event stored with runs wakes the worker")
-        #expect(other.take() == .runsDue, "every subscriber is woken")
+        #expect(await woken(worker) == .runsDue, "an event stored with runs wakes the worker")
+        #expect(await woken(other) == .runsDue, "every subscriber is woken")
         let duplicate = NewEvent(source: "open", type: "t", providerID: "p-1", receivedAt: Self.t0, headers: [], body: Array("{}".utf8), automations: [PlannedRun(automation: "a")])
         #expect(try await store.ingest(duplicate).duplicate)
-        #expect(worker.take().isEmpty, "a duplicate stores no run")
+        #expect(await woken(worker).isEmpty, "a duplicate stores no run")
 
         let runID = try #require(try await store.runs(eventID: event.id, limit: 10).first?.id)
         let lease = try #require(try await store.claimDueRuns(owner: "node-a", limit: 10, now: Self.t0, leaseUntil: Self.t0 + 30, excluding: []).first?.lease)
-        #expect(worker.take().isEmpty, "a claim makes nothing due")
+        #expect(await woken(worker).isEmpty, "a claim makes nothing due")
         #expect(try await store.failStep(runID: runID, attempt: 1, error: "a failed", dueAt: Self.t0 + 5, lease: lease) == .applied)
-        #expect(worker.take() == .runsDue, "a scheduled retry wakes the worker")
+        #expect(await woken(worker) == .runsDue, "a scheduled retry wakes the worker")
         #expect(try await store.failStep(runID: runID, attempt: 2, error: "stale", dueAt: Self.t0 + 5, lease: lease) == .leaseLost)
-        #expect(worker.take().isEmpty, "a write under a lost lease changes nothing and wakes nobody")
+        #expect(await woken(worker).isEmpty, "a write under a lost lease changes nothing and wakes nobody")
 
         let deliveryID = try #require(try await Self.enqueue(store, [.delivery(to: "erp")]).first)
-        #expect(worker.take() == .runsDue)
+        #expect(await woken(worker) == .runsDue)
         let claimed = try await store.claimDueRuns(owner: "node-a", limit: 10, now: Self.t0 + 1, leaseUntil: Self.t0 + 31, excluding: [])
         let deliveryLease = try #require(claimed.first { $0.id == deliveryID }?.lease)
         #expect(try await store.deferRun(runID: deliveryID, lease: deliveryLease, until: Self.t0 + 2) == .applied)
-        #expect(worker.take() == .runsDue, "a delivery put back (rate limit, open circuit) wakes the worker")
+        #expect(await woken(worker) == .runsDue, "a delivery put back (rate limit, open circuit) wakes the worker")
 
         // An endpoint enabled: its paused deliveries are due, judged by its new state.
         try await store.saveEndpoint(Endpoint(id: "erp", url: "http://127.0.0.1:9/erp", secrets: [.generate()]), now: Self.t0)
         #expect(try await store.setEndpoint(id: "erp", enabled: false, reason: "test", now: Self.t0))
-        #expect(worker.take().isEmpty, "disabling makes nothing due")
+        #expect(!(await woken(worker)).contains(.runsDue), "disabling makes nothing due (PostgreSQL tells every node's worker to read endpoints again)")
         #expect(try await store.setEndpoint(id: "erp", enabled: true, reason: nil, now: Self.t0))
-        #expect(worker.take() == [.runsDue, .endpointsChanged], "enabling wakes the worker to read endpoints again")
+        #expect(await woken(worker) == [.runsDue, .endpointsChanged], "enabling wakes the worker to read endpoints again")
         try await store.close()
     }
 
@@ -177,7 +199,7 @@ struct QueueContractTests {
 
     @Test("per-key order with limit 1: runs sharing a key are claimed one at a time, in sequence order", arguments: StoreBackend.all)
     func perKeyOrderLimitOne(_ backend: StoreBackend) async throws {
-        let store = try backend.open()
+        let store = try await backend.open()
         // Five events for one customer and one for another; later events are due no later than earlier ones.
         var keyed: [String] = []
         for index in 0..<5 {
@@ -203,7 +225,7 @@ struct QueueContractTests {
 
     @Test("per-key order with limit 3: at most three of a key hold a lease, the next starts when one finishes, all in sequence order", arguments: StoreBackend.all)
     func perKeyOrderLimitThree(_ backend: StoreBackend) async throws {
-        let store = try backend.open()
+        let store = try await backend.open()
         var keyed: [String] = []
         for index in 0..<6 {
             keyed += try await Self.enqueue(store, [PlannedRun(automation: "sync", concurrencyKey: "shop_1", concurrencyLimit: 3)], at: Self.t0 + Double(index) * 0.001)

@@ -1,0 +1,435 @@
+import DoorbellCore
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// The shared backend: one PostgreSQL database that several `doorbell serve` nodes (and the
+/// commands) use at once. The same contract as SQLite's (`RunStore`'s fencing, per-key order,
+/// dedupe), held across processes by the database: claims take `FOR UPDATE SKIP LOCKED` rows under
+/// one short advisory lock, every transition names its claim's token, and wake-ups travel by
+/// `LISTEN/NOTIFY` so a write on one node wakes the workers of all.
+///
+/// Every operation has a deadline (`operationTimeout`): while PostgreSQL is unreachable the pool
+/// keeps reconnecting on its own and each ingest answers `StoreError.unavailable` (503) in bounded
+/// time — never a 2xx for an event that is not committed.
+public final class PostgresStore: EventStore, RunStore, Sendable {
+    let client: PostgresClient
+    private let clientTask: Task<Void, Never>
+    let settings: PostgresSettings
+    let access: StoreAccess
+    let logger: Logger
+    let now: @Sendable () -> Date
+    private let writes: GroupCommit<NewEvent, IngestOutcome>
+    /// Events stored recently by this node, so its worker does not read back what it was just given.
+    private let recent = Mutex(RecentEvents())
+    public let wakeUps: WakeUpChannel
+    /// `LISTEN` on its own connection; nil for commands (they only notify).
+    let listener: WakeUpListener?
+
+    /// How long one store operation may take before it is answered unavailable.
+    static let operationTimeout: Duration = .seconds(5)
+    /// The notification channel every node listens on and every waking write notifies.
+    static let wakeChannel = "doorbell_wake"
+
+    /// Connects, migrates (once across nodes) and, for the server, starts listening. The server waits
+    /// for an unreachable database (logging every few seconds), so a node started before its
+    /// database comes up without a supervisor's restart loop; commands fail at once with the reason.
+    public static func open(_ settings: PostgresSettings, logger: Logger, access: StoreAccess, now: @escaping @Sendable () -> Date = { Date() }) async throws -> PostgresStore {
+        let client = PostgresClient(configuration: settings.clientConfiguration(), backgroundLogger: Logger(label: "doorbell.postgres", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let task = Task { await client.run() }
+        var waitingSince: ContinuousClock.Instant?
+        var lastLog = ContinuousClock.now
+        while true {
+            do {
+                try await withDeadline(.seconds(10)) {
+                    try await PostgresSchema.migrate(client, readOnly: access == .readOnly, where: settings.safeDescription, logger: logger)
+                }
+                break
+            } catch let error as StoreError where error.kind == .incompatibleSchema {
+                task.cancel()
+                throw error
+            } catch {
+                let reason = describe(error)
+                guard access == .server, !Task.isCancelled else {
+                    task.cancel()
+                    throw StoreError.unavailable("\(settings.safeDescription): \(reason)", summary: "database unreachable")
+                }
+                if waitingSince == nil || ContinuousClock.now - lastLog > .seconds(5) {
+                    logger.warning("waiting for PostgreSQL", metadata: ["database": "\(settings.safeDescription)", "error": "\(reason)"])
+                    lastLog = .now
+                }
+                waitingSince = waitingSince ?? .now
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+        return PostgresStore(client: client, clientTask: task, settings: settings, access: access, logger: logger, now: now)
+    }
+
+    private init(client: PostgresClient, clientTask: Task<Void, Never>, settings: PostgresSettings, access: StoreAccess, logger: Logger, now: @escaping @Sendable () -> Date) {
+        self.client = client
+        self.clientTask = clientTask
+        self.settings = settings
+        self.access = access
+        self.logger = logger
+        self.now = now
+        let wakeUps = WakeUpChannel()
+        self.wakeUps = wakeUps
+        self.listener = access == .server ? WakeUpListener(client: client, channel: Self.wakeChannel, wakeUps: wakeUps, logger: logger) : nil
+        self.writes = GroupCommit { events in
+            do {
+                do {
+                    return try await withDeadline(Self.operationTimeout) {
+                        try await client.withTransaction(logger: logger) { connection in try await Self.insert(events, connection, savepoints: false, logger: logger) }
+                    }
+                } catch where Self.isItemFault(error) {
+                    // One event the database refused (a NUL byte in a header, say) failed the whole
+                    // statement: again with a savepoint per event, so only that one fails.
+                    return try await withDeadline(Self.operationTimeout) {
+                        try await client.withTransaction(logger: logger) { connection in try await Self.insert(events, connection, savepoints: true, logger: logger) }
+                    }
+                }
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                throw StoreError.unavailable(Self.describe(error), summary: "database unreachable")
+            }
+        }
+        listener?.start()
+    }
+
+    // MARK: events
+
+    public func ingest(_ event: NewEvent) async throws -> IngestOutcome {
+        let outcome = try await writes.submit(event)
+        if !outcome.duplicate {
+            var stored = event
+            stored.automations = []
+            // The sequence is only used for paging the API, which reads from the database.
+            recent.withLock { $0.add(StoredEvent(sequence: 0, event: stored)) }
+            // This node's worker at once; the others by the NOTIFY committed with the event.
+            if !event.automations.isEmpty { wakeUps.signal() }
+        }
+        return outcome
+    }
+
+    /// Inserts a batch in the caller's transaction: one multi-row statement for the events (`ON
+    /// CONFLICT DO NOTHING` on the dedupe key) and one for their runs. A provider id seen before, in
+    /// the database, among pruned keys or earlier in this batch, yields the earlier event.
+    static func insert(_ events: [NewEvent], _ connection: PostgresConnection, savepoints: Bool, logger: Logger) async throws -> [Result<IngestOutcome, any Error>] {
+        guard savepoints else { return try await insertBatch(events, connection, logger: logger).map { .success($0) } }
+        var results: [Result<IngestOutcome, any Error>] = []
+        for event in events {
+            try await connection.query("SAVEPOINT item", logger: logger)
+            do {
+                let outcome = try await insertBatch([event], connection, logger: logger)[0]
+                try await connection.query("RELEASE SAVEPOINT item", logger: logger)
+                results.append(.success(outcome))
+            } catch where isItemFault(error) {
+                try await connection.query("ROLLBACK TO SAVEPOINT item", logger: logger)
+                results.append(.failure(StoreError.rejected(describe(error))))
+            }
+        }
+        return results
+    }
+
+    private static func insertBatch(_ events: [NewEvent], _ connection: PostgresConnection, logger: Logger) async throws -> [IngestOutcome] {
+        // Within a batch the first event of a dedupe key is the one inserted; later ones are its duplicates.
+        var firstOfKey: [DedupeKey: Int] = [:]
+        var candidates: [Int] = []
+        for (index, event) in events.enumerated() {
+            if let providerID = event.providerID {
+                let key = DedupeKey(source: event.source, providerID: providerID)
+                if firstOfKey[key] != nil { continue }
+                firstOfKey[key] = index
+            }
+            candidates.append(index)
+        }
+        let batch = candidates.map { events[$0] }
+        let inserted = try await connection.query("""
+            INSERT INTO events (id, source, type, provider_id, received_at, headers, body, depth)
+            SELECT t.id, t.source, t.type, CASE WHEN t.has_pid THEN t.pid END, t.received_at, t.headers, t.body, t.depth
+            FROM unnest(\(batch.map(\.id)), \(batch.map(\.source)), \(batch.map(\.type)), \(batch.map { $0.providerID != nil }),
+                        \(batch.map { $0.providerID ?? "" }), \(batch.map { $0.receivedAt.millis }), \(batch.map { HeaderCoding.encode($0.headers) }),
+                        \(batch.map { ByteBuffer(bytes: $0.body) }), \(batch.map { Int64($0.depth) }))
+                 AS t(id, source, type, has_pid, pid, received_at, headers, body, depth)
+            WHERE NOT t.has_pid OR NOT EXISTS (SELECT 1 FROM dedupe_keys d WHERE d.source = t.source AND d.provider_id = t.pid)
+            ON CONFLICT (source, provider_id) DO NOTHING
+            RETURNING id
+            """, logger: logger)
+        var stored: Set<String> = []
+        for try await id in inserted.decode(String.self) { stored.insert(id) }
+
+        var outcomes: [IngestOutcome?] = Array(repeating: nil, count: events.count)
+        var planned: [(NewEvent, PlannedRun)] = []
+        for index in candidates where stored.contains(events[index].id) {
+            outcomes[index] = IngestOutcome(id: events[index].id, duplicate: false)
+            planned += events[index].automations.map { (events[index], $0) }
+        }
+        for (index, event) in events.enumerated() where outcomes[index] == nil {
+            guard let providerID = event.providerID else { continue }
+            let key = DedupeKey(source: event.source, providerID: providerID)
+            if let first = firstOfKey[key], first != index, let firstOutcome = outcomes[first] {
+                outcomes[index] = IngestOutcome(id: firstOutcome.id, duplicate: true)
+                continue
+            }
+            let earlier = try await connection.query("""
+                SELECT id FROM events WHERE source = \(event.source) AND provider_id = \(providerID)
+                UNION ALL SELECT event_id FROM dedupe_keys WHERE source = \(event.source) AND provider_id = \(providerID)
+                LIMIT 1
+                """, logger: logger)
+            for try await id in earlier.decode(String.self) { outcomes[index] = IngestOutcome(id: id, duplicate: true) }
+            if let outcome = outcomes[index], let first = firstOfKey[key] { outcomes[first] = outcomes[first] ?? outcome }
+        }
+        // The event's runs commit with it: an acknowledged event never lacks its runs.
+        if try await insertRuns(planned.map { (run: $0.1, eventID: $0.0.id, at: $0.0.receivedAt) }, connection, logger: logger) > 0 {
+            try await notify(.runsDue, connection, logger: logger)
+        }
+        return try outcomes.enumerated().map { index, outcome in
+            guard let outcome else { throw StoreError.unavailable("event \(events[index].id) was neither stored nor found as a duplicate") }
+            return outcome
+        }
+    }
+
+    /// Creates planned runs (or deliveries); one that exists for the same event and automation is
+    /// left alone. Returns how many were created.
+    static func insertRuns(_ runs: [(run: PlannedRun, eventID: String, at: Date)], _ connection: PostgresConnection, logger: Logger) async throws -> Int {
+        guard !runs.isEmpty else { return 0 }
+        let created = try await connection.query("""
+            INSERT INTO runs (id, event_id, automation, status, due_at, created_at, updated_at, concurrency_key, concurrency_limit, endpoint)
+            SELECT t.id, t.event_id, t.automation, t.status, t.at, t.at, t.at, CASE WHEN t.has_key THEN t.key END, t.lim, CASE WHEN t.has_endpoint THEN t.endpoint END
+            FROM unnest(\(runs.map { EventID.generate(prefix: $0.run.endpoint == nil ? "run_" : "dlv_", now: $0.at) }), \(runs.map(\.eventID)),
+                        \(runs.map(\.run.automation)), \(runs.map { ($0.run.paused ? RunStatus.paused : .pending).rawValue }), \(runs.map(\.at.millis)),
+                        \(runs.map { $0.run.concurrencyKey != nil }), \(runs.map { $0.run.concurrencyKey ?? "" }), \(runs.map { Int64($0.run.concurrencyLimit) }),
+                        \(runs.map { $0.run.endpoint != nil }), \(runs.map { $0.run.endpoint ?? "" }))
+                 WITH ORDINALITY AS t(id, event_id, automation, status, at, has_key, key, lim, has_endpoint, endpoint, position)
+            ORDER BY t.position
+            ON CONFLICT (event_id, automation) DO NOTHING
+            RETURNING id
+            """, logger: logger)
+        var count = 0
+        for try await _ in created.decode(String.self) { count += 1 }
+        return count
+    }
+
+    public func event(id: String) async throws -> StoredEvent? {
+        if let event = recent.withLock({ $0.events[id] }) { return event }
+        return try await rows("SELECT * FROM events WHERE id = \(id)").first.map(Self.storedEvent)
+    }
+
+    public func events(matching query: EventQuery) async throws -> [StoredEvent] {
+        let (clause, binds) = try Self.filter(query)
+        var all = binds
+        all.append(Int64(query.limit))
+        return try await rows(PostgresQuery(unsafeSQL: "SELECT * FROM events \(clause) ORDER BY seq DESC LIMIT $\(all.count)", binds: all)).map(Self.storedEvent)
+    }
+
+    public func countEvents(matching query: EventQuery) async throws -> Int {
+        let (clause, binds) = try Self.filter(query)
+        return try await rows(PostgresQuery(unsafeSQL: "SELECT COUNT(*) AS n FROM events \(clause)", binds: binds)).first.map { try $0["n"].decode(Int.self) } ?? 0
+    }
+
+    /// Ready when a query answers within the deadline. The listener's state is a note, not a
+    /// failure: without it the node polls, and works.
+    public func checkReady() async throws {
+        _ = try await rows("SELECT 1 AS one")
+    }
+
+    public var readinessNotes: [String: String] {
+        guard let listener else { return [:] }
+        return ["wake_ups": listener.isListening ? "listening" : "polling (the LISTEN connection is down; reconnecting)"]
+    }
+
+    /// Runs while the server runs (the first service of its group, so stopped last); closes the
+    /// store on graceful shutdown.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try await close()
+        logger.info("store closed")
+    }
+
+    public func close() async throws {
+        await writes.close()
+        await listener?.stop()
+        clientTask.cancel()
+        await clientTask.value
+    }
+
+    // MARK: helpers shared by the PostgreSQL files
+
+    /// Runs a query with the store's deadline and collects its rows; failures become `StoreError`.
+    func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
+        try await guarded {
+            var rows: [PostgresRandomAccessRow] = []
+            for try await row in try await self.client.query(query, logger: self.logger) { rows.append(row.makeRandomAccess()) }
+            return rows
+        }
+    }
+
+    /// One transaction with the store's deadline; failures become `StoreError`.
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await guarded {
+            try await self.client.withTransaction(logger: self.logger) { connection in try await body(connection) }
+        }
+    }
+
+    func guarded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        do {
+            return try await withDeadline(Self.operationTimeout, body)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    static func storeError(_ error: any Error) -> StoreError {
+        if let error = error as? StoreError { return error }
+        if isItemFault(error) { return .rejected(describe(error)) }
+        return .unavailable(describe(error), summary: "database unreachable")
+    }
+
+    /// Wakes every node's worker when this transaction commits (a NOTIFY is delivered at commit,
+    /// and not at all on rollback).
+    static func notify(_ kinds: WakeUp, _ connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query("SELECT pg_notify(\(wakeChannel), \(String(kinds.rawValue)))", logger: logger)
+    }
+
+    /// The database refused this one write (a constraint, bad data, a value too large) rather than
+    /// failing as a whole: SQLSTATE classes 22, 23 and 54.
+    static func isItemFault(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, error.code == .server, let state = error.serverInfo?[.sqlState] else { return false }
+        return state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("54")
+    }
+
+    /// An error in words for logs and `StoreError.reason`: PostgreSQL's code and message, never the
+    /// query's values or the connection's credentials.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? StoreError { return error.reason }
+        if let error = error as? DeadlineExceeded { return error.description }
+        guard let error = error as? PSQLError else { return String(describing: type(of: error)) }
+        if error.code == .server, let info = error.serverInfo {
+            return "PostgreSQL \(info[.sqlState] ?? "?"): \(info[.message] ?? "error")"
+        }
+        return "PostgreSQL connection: \(error.code)"
+    }
+
+    private static func filter(_ query: EventQuery) throws -> (String, PostgresBindings) {
+        var clauses: [String] = []
+        var binds = PostgresBindings()
+        if let source = query.source { binds.append(source); clauses.append("source = $\(binds.count)") }
+        if let type = query.type { binds.append(type); clauses.append("type = $\(binds.count)") }
+        if let before = query.beforeSequence { binds.append(before); clauses.append("seq < $\(binds.count)") }
+        return (clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND "), binds)
+    }
+
+    static func storedEvent(_ row: PostgresRandomAccessRow) throws -> StoredEvent {
+        let body = try row["body"].decode(ByteBuffer.self)
+        return StoredEvent(
+            sequence: try row["seq"].decode(Int64.self),
+            event: NewEvent(
+                id: try row["id"].decode(String.self), source: try row["source"].decode(String.self), type: try row["type"].decode(String.self),
+                providerID: try row["provider_id"].decode(String?.self),
+                receivedAt: Date(millis: try row["received_at"].decode(Int64.self)),
+                headers: HeaderCoding.decode(try row["headers"].decode(String.self)), body: Array(body.readableBytesView), depth: try row["depth"].decode(Int.self)
+            )
+        )
+    }
+}
+
+/// A source and provider id: the dedupe key.
+struct DedupeKey: Hashable {
+    var source: String
+    var providerID: String
+}
+
+extension Date {
+    init(millis: Int64) { self.init(timeIntervalSince1970: Double(millis) / 1000) }
+}
+
+/// An operation that did not finish within its deadline (PostgreSQL unreachable or stalled).
+struct DeadlineExceeded: Error, CustomStringConvertible {
+    var limit: Duration
+    var description: String { "no answer from PostgreSQL within \(limit)" }
+}
+
+/// Runs `body`, cancelling it and throwing `DeadlineExceeded` after `limit`.
+func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw DeadlineExceeded(limit: limit) }
+        return value
+    }
+}
+
+/// `LISTEN` on one dedicated connection; every notification signals the store's wake-up channel.
+/// When the connection drops the node polls (a wake-up every second, so the worker looks at the
+/// queue as if notified), says so (a warning, `isListening`, `/readyz`'s note) and listens again
+/// as soon as it can.
+final class WakeUpListener: Sendable {
+    private let client: PostgresClient
+    private let channel: String
+    private let wakeUps: WakeUpChannel
+    private let logger: Logger
+    private let listening = Atomic<Bool>(false)
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    /// How often a polling node looks at the queue while it cannot listen.
+    static let pollInterval: Duration = .seconds(1)
+
+    init(client: PostgresClient, channel: String, wakeUps: WakeUpChannel, logger: Logger) {
+        self.client = client
+        self.channel = channel
+        self.wakeUps = wakeUps
+        self.logger = logger
+    }
+
+    var isListening: Bool { listening.load(ordering: .relaxed) }
+
+    func start() {
+        task.withLock { $0 = Task { await self.run() } }
+    }
+
+    func stop() async {
+        let running = task.withLock { $0 }
+        running?.cancel()
+        await running?.value
+    }
+
+    private func run() async {
+        var everListened = false
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: self.channel) { notifications in
+                        self.listening.store(true, ordering: .relaxed)
+                        if everListened { self.logger.notice("listening for wake-ups again", metadata: ["channel": "\(self.channel)"]) }
+                        everListened = true
+                        // Whatever was notified while nobody listened: look at everything once.
+                        self.wakeUps.signal([.runsDue, .endpointsChanged])
+                        for try await notification in notifications {
+                            self.wakeUps.signal(Int(notification.payload).map(WakeUp.init(rawValue:)) ?? [.runsDue, .endpointsChanged])
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { break }
+                if listening.exchange(false, ordering: .relaxed) || !everListened {
+                    logger.warning("wake-ups by LISTEN lost; polling the queue every second until the connection is back", metadata: ["error": "\(PostgresStore.describe(error))"])
+                }
+            }
+            listening.store(false, ordering: .relaxed)
+            // Poll while the connection is down; try to listen again after each tick.
+            wakeUps.signal([.runsDue, .endpointsChanged])
+            try? await Task.sleep(for: Self.pollInterval)
+        }
+        listening.store(false, ordering: .relaxed)
+    }
+}
