@@ -177,7 +177,13 @@ public enum ConfigLoader {
             return .sqlite(path: reader.resolvePath(path))
         }
         if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
-            reader.warning("storage", "PostgreSQL storage is not available in this build yet; `doorbell serve` will refuse it", node)
+            // Checked at load (the password never appears in the message), so `check` finds a bad URL.
+            do {
+                _ = try PostgresSettings(url: text)
+            } catch {
+                reader.error("storage", "\(error)", node)
+                return nil
+            }
             return .postgres(url: text)
         }
         reader.error("storage", "expected sqlite:<file> or postgres://user:pass@host:5432/db", node)

@@ -34,6 +34,22 @@ public protocol DeliveryStore: Sendable {
     func attemptTimes(endpoint: String, since: Date) async throws -> [Date]
     /// Adds runs (usually deliveries) to an event already stored; existing ones are left alone.
     func plan(_ runs: [PlannedRun], eventID: String, now: Date) async throws -> Int
+    /// Counts one send to `endpoint` against `limit` for every node sharing this store: nil when it
+    /// may go now (it is counted), otherwise the earliest time a slot frees (spread over the window,
+    /// so waiting deliveries do not all wake at once). N nodes together never exceed the limit.
+    func reserveSend(endpoint: String, limit: RateLimit, now: Date) async throws -> Date?
+    /// Whether other processes deliver from this store too (PostgreSQL): endpoint pacing must then
+    /// be counted in the store (`reserveSend`) rather than in this process's memory.
+    var sharedByNodes: Bool { get }
+}
+
+extension RateLimit {
+    /// When the next send may go, given the sends counted in the current window (oldest first),
+    /// or nil when there is room now. Jittered over one slot, so waiting deliveries spread out.
+    public func nextFree(after sent: [Date]) -> Date? {
+        guard sent.count >= count else { return nil }
+        return sent[sent.count - count].addingTimeInterval(window).addingTimeInterval(Double.random(in: 0..<(window / Double(count))))
+    }
 }
 
 /// One HTTP try of a delivery.

@@ -11,6 +11,10 @@ public protocol MaintenanceStore: Sendable {
     func storageSize() async throws -> StorageSize
     /// Writes a consistent copy of the database to `file`, which must not exist yet.
     func backup(to file: String) async throws
+    /// Takes the lease called `name` for `owner` until `until`, or keeps it when `owner` already
+    /// holds it; true while `owner` holds it. Work exactly one node may do (pruning, later pollers)
+    /// runs only on the holder; when the holder dies its lease lapses and another node takes it.
+    func holdLease(_ name: String, owner: String, until: Date, now: Date) async throws -> Bool
 }
 
 /// What a prune deleted (or, in a dry run, would delete).

@@ -126,6 +126,11 @@ enum PostgresSchema {
             )
             """,
         ]),
+        Migration(version: 2, name: "send-slots", statements: [
+            // Sends counted against an endpoint's rate limit by every node (a sliding window).
+            "CREATE TABLE send_slots (endpoint TEXT NOT NULL, sent_at BIGINT NOT NULL)",
+            "CREATE INDEX send_slots_endpoint ON send_slots (endpoint, sent_at)",
+        ]),
     ]
 
     static var latest: Int { migrations.map(\.version).max() ?? 0 }
@@ -136,6 +141,8 @@ enum PostgresSchema {
     /// Serialises claims across nodes, so per-key order and limits hold exactly (one short
     /// statement per claimed batch).
     static let claimLock: Int64 = 0x646f_6f72_636c_6d31
+    /// With an endpoint's name hashed, serialises the sends counted against its rate limit.
+    static let rateLock: Int32 = 0x7261_7465  // "rate"
     /// Serialises endpoint syncs: nodes starting together generate one secret per endpoint.
     static let endpointLock: Int64 = 0x646f_6f72_656e_6470
 

@@ -130,6 +130,15 @@ enum SQLiteSchema {
                 CREATE INDEX runs_ordering ON runs (automation, concurrency_key, status, seq) WHERE concurrency_key IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("v8-shared-state") { db in
+            // Leases for work one node does (pruning), and sends counted against endpoint rate
+            // limits — kept in the store so every backend answers the same contract.
+            try db.execute(sql: """
+                CREATE TABLE leader_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, token INTEGER NOT NULL, until INTEGER NOT NULL);
+                CREATE TABLE send_slots (endpoint TEXT NOT NULL, sent_at INTEGER NOT NULL);
+                CREATE INDEX send_slots_endpoint ON send_slots (endpoint, sent_at);
+                """)
+        }
         return migrator
     }
 

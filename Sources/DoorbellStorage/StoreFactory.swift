@@ -19,7 +19,13 @@ public enum StoreFactory {
                 }
             }
         case .postgres(let url):
-            return try await PostgresStore.open(try PostgresSettings(url: url), logger: logger, access: access)
+            let settings: PostgresSettings
+            do {
+                settings = try PostgresSettings(url: url)
+            } catch {
+                throw StoreError.unavailable("storage: \(error)")
+            }
+            return try await PostgresStore.open(settings, logger: logger, access: access)
         }
     }
 }

@@ -84,10 +84,16 @@ final class Deliverer: Sendable {
             breakers.withLock { $0[endpointID]?.record(verdict, of: permit, now: now()) }
         }
         defer { if !reported { report(.storageError) } }
-        if limiter.needsSeed(endpointID), let limit = endpoint.rateLimit {
+        if !store.sharedByNodes, limiter.needsSeed(endpointID), let limit = endpoint.rateLimit {
             limiter.seed(endpointID, times: try await store.attemptTimes(endpoint: endpointID, since: start.addingTimeInterval(-limit.window)))
         }
-        if let until = limiter.acquire(endpointID, limit: endpoint.rateLimit, now: start) {
+        // A "slow down" from the receiver (429, Retry-After) is this node's; the rate limit itself is
+        // counted in the store when other nodes deliver from it too, so together they keep it.
+        var until = limiter.acquire(endpointID, limit: store.sharedByNodes ? nil : endpoint.rateLimit, now: start)
+        if until == nil, store.sharedByNodes, let limit = endpoint.rateLimit {
+            until = try await store.reserveSend(endpoint: endpointID, limit: limit, now: start)
+        }
+        if let until {
             // Not an attempt: nothing was sent. A half-open circuit's probe slot is given back.
             report(.handedBack)
             _ = await settle(record.id) { try await store.deferRun(runID: record.id, lease: lease, until: until) }

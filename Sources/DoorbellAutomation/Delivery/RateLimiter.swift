@@ -41,11 +41,8 @@ final class RateLimiter: Sendable {
             guard let limit else { return nil }
             let windowStart = now.addingTimeInterval(-limit.window)
             pace.sent.removeAll { $0 <= windowStart }
-            if pace.sent.count >= limit.count {
-                // Spread the waiting deliveries over the next window instead of waking them all at once.
-                let free = pace.sent[pace.sent.count - limit.count].addingTimeInterval(limit.window)
-                return free.addingTimeInterval(Double.random(in: 0..<(limit.window / Double(limit.count))))
-            }
+            // Spread the waiting deliveries over the next window instead of waking them all at once.
+            if let free = limit.nextFree(after: pace.sent) { return free }
             pace.sent.append(now)
             return nil
         }
