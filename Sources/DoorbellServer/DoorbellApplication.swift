@@ -41,7 +41,11 @@ public enum DoorbellApplication {
         HealthController(store: store).addRoutes(to: router)
         let databaseBytes = (metrics.registry.makeGauge(name: "doorbell_database_bytes", labels: [("file", "db")]), metrics.registry.makeGauge(name: "doorbell_database_bytes", labels: [("file", "wal")]))
         let databasePages = (metrics.registry.makeGauge(name: "doorbell_database_pages", labels: [("kind", "total")]), metrics.registry.makeGauge(name: "doorbell_database_pages", labels: [("kind", "free")]))
+        // 1 while wake-ups arrive by LISTEN (PostgreSQL), 0 while the node polls because that
+        // connection is down; absent on SQLite, whose wake-ups are in-process.
+        let listening = store.readinessNotes["wake_ups"].map { _ in metrics.registry.makeGauge(name: "doorbell_wakeups_listening") }
         router.get("/metrics") { _, _ in
+            listening?.set(store.readinessNotes["wake_ups"] == "listening" ? 1.0 : 0.0)
             // The database's size, read when scraped (a stat and two pragmas).
             if let size = try? await store.storageSize() {
                 databaseBytes.0.set(Double(size.fileBytes))

@@ -14,6 +14,8 @@ extension PostgresStore: MaintenanceStore {
     public func prune(_ policy: RetentionPolicy, now: Date, dryRun: Bool, batchSize: Int = 500) async throws -> PruneCounts {
         let cutoffs = SQLiteEventStore.Cutoffs(policy, now: now)
         if dryRun { return try await countPrunable(cutoffs) }
+        // A pruned event must not be served from this node's cache of recent ones.
+        if let events = policy.events { recent.withLock { $0.forget(receivedBefore: now.addingTimeInterval(-events)) } }
         let limit = Int64(max(1, batchSize))
         var counts = PruneCounts()
         if let runs = cutoffs.runs {

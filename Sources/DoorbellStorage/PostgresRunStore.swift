@@ -22,7 +22,7 @@ extension PostgresStore {
         let claim = PostgresQuery(unsafeSQL: Self.claimSQL, binds: binds)
         let logger = logger
         let claimed = try await transaction { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.claimLock))", logger: logger)
+            try await connection.drain("SELECT pg_advisory_xact_lock(\(PostgresSchema.claimLock))", logger: logger)
             var rows: [PostgresRandomAccessRow] = []
             for try await row in try await connection.query(claim, logger: logger) { rows.append(row.makeRandomAccess()) }
             return rows

@@ -150,7 +150,7 @@ enum PostgresSchema {
     /// together migrate once. A database newer than this build is refused.
     static func migrate(_ client: PostgresClient, readOnly: Bool, where location: String, logger: Logger) async throws {
         try await client.withTransaction(logger: logger) { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(migrationLock))", logger: logger)
+            try await connection.drain("SELECT pg_advisory_xact_lock(\(migrationLock))", logger: logger)
             if !readOnly {
                 try await connection.query("""
                     CREATE TABLE IF NOT EXISTS doorbell_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())

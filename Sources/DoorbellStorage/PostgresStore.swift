@@ -24,7 +24,7 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
     let now: @Sendable () -> Date
     private let writes: GroupCommit<NewEvent, IngestOutcome>
     /// Events stored recently by this node, so its worker does not read back what it was just given.
-    private let recent = Mutex(RecentEvents())
+    let recent = Mutex(RecentEvents())
     public let wakeUps: WakeUpChannel
     /// `LISTEN` on its own connection; nil for commands (they only notify).
     let listener: WakeUpListener?
@@ -234,8 +234,11 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
     /// Ready when a query answers within the deadline. The listener's state is a note, not a
     /// failure: without it the node polls, and works.
     public func checkReady() async throws {
-        _ = try await rows("SELECT 1 AS one")
+        _ = try await rows("SELECT 1 AS one", deadline: Self.readinessTimeout)
     }
+
+    /// `/readyz` answers within this (a load balancer's health check should not hang on it).
+    static let readinessTimeout: Duration = .seconds(2)
 
     public var readinessNotes: [String: String] {
         guard let listener else { return [:] }
@@ -260,8 +263,8 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
     // MARK: helpers shared by the PostgreSQL files
 
     /// Runs a query with the store's deadline and collects its rows; failures become `StoreError`.
-    func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
-        try await guarded {
+    func rows(_ query: PostgresQuery, deadline: Duration = operationTimeout) async throws -> [PostgresRandomAccessRow] {
+        try await guarded(deadline: deadline) {
             var rows: [PostgresRandomAccessRow] = []
             for try await row in try await self.client.query(query, logger: self.logger) { rows.append(row.makeRandomAccess()) }
             return rows
@@ -275,9 +278,9 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
         }
     }
 
-    func guarded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    func guarded<T: Sendable>(deadline: Duration = operationTimeout, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
-            return try await withDeadline(Self.operationTimeout, body)
+            return try await withDeadline(deadline, body)
         } catch let error as StoreError {
             throw error
         } catch {
@@ -294,7 +297,7 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
     /// Wakes every node's worker when this transaction commits (a NOTIFY is delivered at commit,
     /// and not at all on rollback).
     static func notify(_ kinds: WakeUp, _ connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query("SELECT pg_notify(\(wakeChannel), \(String(kinds.rawValue)))", logger: logger)
+        try await connection.drain("SELECT pg_notify(\(wakeChannel), \(String(kinds.rawValue)))", logger: logger)
     }
 
     /// The database refused this one write (a constraint, bad data, a value too large) rather than
@@ -431,5 +434,13 @@ final class WakeUpListener: Sendable {
             try? await Task.sleep(for: Self.pollInterval)
         }
         listening.store(false, ordering: .relaxed)
+    }
+}
+
+extension PostgresConnection {
+    /// Runs a statement whose rows nobody needs (a lock, a notify) and reads them to the end, so
+    /// the connection is free for the next statement whatever the driver buffers.
+    func drain(_ query: PostgresQuery, logger: Logger) async throws {
+        for try await _ in try await self.query(query, logger: logger) {}
     }
 }

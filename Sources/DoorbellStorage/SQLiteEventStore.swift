@@ -23,7 +23,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
     let access: StoreAccess
     private let writes: GroupCommit<StoreWrite, StoreWriteResult>
     /// Events stored recently by this process, so the worker does not read back what it was just given.
-    private let recent = Mutex(RecentEvents())
+    let recent = Mutex(RecentEvents())
     let monitor: StoreMonitor
     let logger: Logger
     /// The clock for everything the store stamps or paces (tests pass their own).
@@ -535,6 +535,15 @@ struct RecentEvents {
         if head > 4096 {
             order.removeFirst(head)
             head = 0
+        }
+    }
+
+    /// Forgets events received before `date`: retention may have deleted them, and a pruned event
+    /// must not be served from here. (Their ids stay in `order` and fall out with the oldest.)
+    mutating func forget(receivedBefore date: Date) {
+        for (id, stored) in events where stored.event.receivedAt < date {
+            bytes -= stored.event.body.count
+            events.removeValue(forKey: id)
         }
     }
 }

@@ -15,6 +15,7 @@ extension SQLiteEventStore: MaintenanceStore {
     public func prune(_ policy: RetentionPolicy, now: Date, dryRun: Bool, batchSize: Int = 500) async throws -> PruneCounts {
         let cutoffs = Cutoffs(policy, now: now)
         if dryRun { return try await pool.read { db in try Self.countPrunable(cutoffs, db) } }
+        if let events = policy.events { recent.withLock { $0.forget(receivedBefore: now.addingTimeInterval(-events)) } }
         let limit = max(1, batchSize)
         var counts = PruneCounts()
         if let runs = cutoffs.runs {

@@ -58,7 +58,7 @@ extension PostgresStore {
     public func reserveSend(endpoint: String, limit: RateLimit, now: Date) async throws -> Date? {
         let logger = logger
         return try await transaction { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.rateLock), hashtext(\(endpoint)))", logger: logger)
+            try await connection.drain("SELECT pg_advisory_xact_lock(\(PostgresSchema.rateLock), hashtext(\(endpoint)))", logger: logger)
             try await connection.query("DELETE FROM send_slots WHERE endpoint = \(endpoint) AND sent_at <= \(now.addingTimeInterval(-limit.window).millis)", logger: logger)
             var sent: [Date] = []
             for try await millis in try await connection.query("SELECT sent_at FROM send_slots WHERE endpoint = \(endpoint) ORDER BY sent_at", logger: logger).decode(Int64.self) {
