@@ -69,3 +69,11 @@ public struct PostgresURLError: Error, CustomStringConvertible {
     public var description: String
     init(_ description: String) { self.description = description }
 }
+
+/// Printed or dumped, the settings never show the password.
+extension PostgresSettings: CustomStringConvertible, CustomReflectable {
+    public var description: String { safeDescription }
+    public var customMirror: Mirror {
+        Mirror(self, children: ["host": host, "port": port, "username": username, "database": database, "sslMode": sslMode, "poolSize": poolSize])
+    }
+}

@@ -37,7 +37,8 @@ extension PostgresStore {
     /// SQLite. Parameters: $1 now, $2 limit, $3 owner, $4 lease until, $5 the caller's in-flight ids.
     static let claimSQL: String = {
         // Claimable: not in the caller's hands already, and for a run with a concurrency key,
-        // nothing earlier of its key still waiting and fewer than its limit holding a live lease.
+        // nothing earlier of its key still waiting and fewer than its limit running — a lapsed lease
+        // included: that run is taken over through the expired branch, never overtaken.
         let claimable = """
             NOT (r.id = ANY($5::text[]))
             AND (r.concurrency_key IS NULL OR (
@@ -47,7 +48,7 @@ extension PostgresStore {
                       AND e.seq < r.seq AND e.status IN ('pending', 'waiting_retry'))
                 AND (SELECT COUNT(*) FROM runs x
                      WHERE x.automation = r.automation AND x.concurrency_key = r.concurrency_key
-                       AND x.status = 'running' AND x.id <> r.id AND x.lease_until >= $1) < r.concurrency_limit))
+                       AND x.status = 'running' AND x.id <> r.id) < r.concurrency_limit))
             """
         let branch = { (name: String, status: String, due: String) in
             """
@@ -107,7 +108,7 @@ extension PostgresStore {
 
     public func runs(eventID: String?, limit: Int) async throws -> [RunRecord] {
         if let eventID {
-            return try await rows("SELECT * FROM runs WHERE event_id = \(eventID) ORDER BY created_at, automation").map(Self.runRecord)
+            return try await rows(#"SELECT * FROM runs WHERE event_id = \#(eventID) ORDER BY created_at, automation COLLATE "C""#).map(Self.runRecord)
         }
         return try await rows("SELECT * FROM runs ORDER BY created_at DESC, seq DESC LIMIT \(Int64(limit))").map(Self.runRecord)
     }
@@ -200,14 +201,14 @@ extension PostgresStore {
                 WHERE id = \(runID) AND lease_owner = \(lease.owner) AND lease_token = \(lease.token) AND status = 'running' RETURNING id
                 """) else { return answered(false) }
             try await connection.query("""
-                INSERT INTO step_results (run_id, step_id, position, output, completed_at) VALUES (\(runID), \(stepID), \(Int64(position)), \(output), \(now))
+                INSERT INTO step_results (run_id, step_id, position, output, completed_at) VALUES (\(runID), \(stepID), \(Int64(position)), \(output.postgresText), \(now))
                 ON CONFLICT (run_id, step_id) DO UPDATE SET output = excluded.output, completed_at = excluded.completed_at
                 """, logger: logger)
             return answered(true)
         case .failStep(let runID, let attempt, let error, let dueAt, let lease):
             let status = (dueAt == nil ? RunStatus.dead : .waitingRetry).rawValue
             return answered(try await moved("""
-                UPDATE runs SET attempt = \(Int64(attempt)), last_error = \(String(error.prefix(2000))), status = \(status), due_at = COALESCE(\(dueAt?.millis), due_at),
+                UPDATE runs SET attempt = \(Int64(attempt)), last_error = \(String(error.prefix(2000)).postgresText), status = \(status), due_at = COALESCE(\(dueAt?.millis), due_at),
                     lease_owner = NULL, lease_until = NULL, updated_at = \(now)
                 WHERE id = \(runID) AND lease_owner = \(lease.owner) AND lease_token = \(lease.token) AND status = 'running' RETURNING id
                 """))
@@ -218,11 +219,11 @@ extension PostgresStore {
                 """))
         case .pauseRun(let runID, let lease, let reason):
             return answered(try await moved("""
-                UPDATE runs SET status = 'paused', last_error = \(reason), lease_owner = NULL, lease_until = NULL, updated_at = \(now)
+                UPDATE runs SET status = 'paused', last_error = \(reason.postgresText), lease_owner = NULL, lease_until = NULL, updated_at = \(now)
                 WHERE id = \(runID) AND lease_owner = \(lease.owner) AND lease_token = \(lease.token) AND status = 'running' RETURNING id
                 """))
         case .finishAttempt(let attempt, let outcome, let lease):
-            let error = attempt.error.map { String($0.prefix(2000)) }
+            let error = attempt.error.map { String($0.prefix(2000)).postgresText }
             let (status, failures, dueAt): (RunStatus, Int64?, Int64?) = switch outcome {
             case .delivered: (.succeeded, nil, nil)
             case .retry(let at, let failures): (.waitingRetry, Int64(failures), at.millis)
@@ -240,7 +241,7 @@ extension PostgresStore {
             try await connection.query("""
                 INSERT INTO attempts (run_id, number, endpoint, started_at, status, latency_ms, response, error)
                 VALUES (\(attempt.runID), (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE run_id = \(attempt.runID)), \(attempt.endpoint),
-                        \(attempt.startedAt.millis), \(attempt.status.map(Int64.init)), \(Int64(attempt.latencyMillis)), \(attempt.response.map { String($0.prefix(1024)) }), \(error))
+                        \(attempt.startedAt.millis), \(attempt.status.map(Int64.init)), \(Int64(attempt.latencyMillis)), \(attempt.response.map { String($0.prefix(1024)).postgresText }), \(error))
                 """, logger: logger)
             if outcome == .delivered {
                 try await connection.query("UPDATE endpoints SET failing_since = NULL WHERE id = \(attempt.endpoint) AND failing_since IS NOT NULL", logger: logger)

@@ -150,6 +150,9 @@ enum PostgresSchema {
     /// together migrate once. A database newer than this build is refused.
     static func migrate(_ client: PostgresClient, readOnly: Bool, where location: String, logger: Logger) async throws {
         try await client.withTransaction(logger: logger) { connection in
+            // A migration may take long on a large database: no server-side timeout inside it.
+            try await connection.drain("SET LOCAL statement_timeout = 0", logger: logger)
+            try await connection.drain("SET LOCAL lock_timeout = 0", logger: logger)
             try await connection.drain("SELECT pg_advisory_xact_lock(\(migrationLock))", logger: logger)
             if !readOnly {
                 try await connection.query("""

@@ -22,6 +22,12 @@ extension PostgresSettings {
         configuration.options.connectTimeout = .seconds(5)
         configuration.options.connectionIdleTimeout = .seconds(300)
         configuration.options.keepAliveBehavior = .init(frequency: .seconds(10))
+        // The server ends what the client stopped waiting for: a statement past the store's deadline,
+        // a lock wait, and a transaction left open by a node that stalled (it would otherwise hold
+        // the claim lock, and every node's claims, until TCP gave up on it).
+        configuration.options.additionalStartupParameters = [
+            ("statement_timeout", "15s"), ("lock_timeout", "10s"), ("idle_in_transaction_session_timeout", "15s"),
+        ]
         return configuration
     }
 }

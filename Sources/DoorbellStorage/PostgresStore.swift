@@ -44,13 +44,15 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
         var lastLog = ContinuousClock.now
         while true {
             do {
-                try await withDeadline(.seconds(10)) {
+                // Long: a later migration may rewrite a large table (the server-side statement
+                // timeout is lifted inside it).
+                try await withDeadline(.seconds(600)) {
                     try await PostgresSchema.migrate(client, readOnly: access == .readOnly, where: settings.safeDescription, logger: logger)
                 }
                 break
-            } catch let error as StoreError where error.kind == .incompatibleSchema {
+            } catch where (cause(error) as? StoreError)?.kind == .incompatibleSchema {
                 task.cancel()
-                throw error
+                throw cause(error)
             } catch {
                 let reason = describe(error)
                 guard access == .server, !Task.isCancelled else {
@@ -91,10 +93,8 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
                         try await client.withTransaction(logger: logger) { connection in try await Self.insert(events, connection, savepoints: true, logger: logger) }
                     }
                 }
-            } catch let error as StoreError {
-                throw error
             } catch {
-                throw StoreError.unavailable(Self.describe(error), summary: "database unreachable")
+                throw Self.storeError(error)
             }
         }
         listener?.start()
@@ -151,11 +151,12 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
         let inserted = try await connection.query("""
             INSERT INTO events (id, source, type, provider_id, received_at, headers, body, depth)
             SELECT t.id, t.source, t.type, CASE WHEN t.has_pid THEN t.pid END, t.received_at, t.headers, t.body, t.depth
-            FROM unnest(\(batch.map(\.id)), \(batch.map(\.source)), \(batch.map(\.type)), \(batch.map { $0.providerID != nil }),
-                        \(batch.map { $0.providerID ?? "" }), \(batch.map { $0.receivedAt.millis }), \(batch.map { HeaderCoding.encode($0.headers) }),
+            FROM unnest(\(batch.map(\.id)), \(batch.map(\.source)), \(batch.map(\.type.postgresText)), \(batch.map { $0.providerID != nil }),
+                        \(batch.map { $0.providerID?.postgresText ?? "" }), \(batch.map { $0.receivedAt.millis }), \(batch.map { HeaderCoding.encode($0.headers).postgresText }),
                         \(batch.map { ByteBuffer(bytes: $0.body) }), \(batch.map { Int64($0.depth) }))
-                 AS t(id, source, type, has_pid, pid, received_at, headers, body, depth)
+                 WITH ORDINALITY AS t(id, source, type, has_pid, pid, received_at, headers, body, depth, position)
             WHERE NOT t.has_pid OR NOT EXISTS (SELECT 1 FROM dedupe_keys d WHERE d.source = t.source AND d.provider_id = t.pid)
+            ORDER BY t.position
             ON CONFLICT (source, provider_id) DO NOTHING
             RETURNING id
             """, logger: logger)
@@ -175,9 +176,10 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
                 outcomes[index] = IngestOutcome(id: firstOutcome.id, duplicate: true)
                 continue
             }
+            let stored = providerID.postgresText
             let earlier = try await connection.query("""
-                SELECT id FROM events WHERE source = \(event.source) AND provider_id = \(providerID)
-                UNION ALL SELECT event_id FROM dedupe_keys WHERE source = \(event.source) AND provider_id = \(providerID)
+                SELECT id FROM events WHERE source = \(event.source) AND provider_id = \(stored)
+                UNION ALL SELECT event_id FROM dedupe_keys WHERE source = \(event.source) AND provider_id = \(stored)
                 LIMIT 1
                 """, logger: logger)
             for try await id in earlier.decode(String.self) { outcomes[index] = IngestOutcome(id: id, duplicate: true) }
@@ -202,7 +204,7 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
             SELECT t.id, t.event_id, t.automation, t.status, t.at, t.at, t.at, CASE WHEN t.has_key THEN t.key END, t.lim, CASE WHEN t.has_endpoint THEN t.endpoint END
             FROM unnest(\(runs.map { EventID.generate(prefix: $0.run.endpoint == nil ? "run_" : "dlv_", now: $0.at) }), \(runs.map(\.eventID)),
                         \(runs.map(\.run.automation)), \(runs.map { ($0.run.paused ? RunStatus.paused : .pending).rawValue }), \(runs.map(\.at.millis)),
-                        \(runs.map { $0.run.concurrencyKey != nil }), \(runs.map { $0.run.concurrencyKey ?? "" }), \(runs.map { Int64($0.run.concurrencyLimit) }),
+                        \(runs.map { $0.run.concurrencyKey != nil }), \(runs.map { $0.run.concurrencyKey?.postgresText ?? "" }), \(runs.map { Int64($0.run.concurrencyLimit) }),
                         \(runs.map { $0.run.endpoint != nil }), \(runs.map { $0.run.endpoint ?? "" }))
                  WITH ORDINALITY AS t(id, event_id, automation, status, at, has_key, key, lim, has_endpoint, endpoint, position)
             ORDER BY t.position
@@ -215,7 +217,9 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
     }
 
     public func event(id: String) async throws -> StoredEvent? {
-        if let event = recent.withLock({ $0.events[id] }) { return event }
+        // Only a young event from the cache: another node's retention may have pruned an old one,
+        // and only the pruning node forgets it.
+        if let event = recent.withLock({ $0.events[id] }), now().timeIntervalSince(event.event.receivedAt) < 60 { return event }
         return try await rows("SELECT * FROM events WHERE id = \(id)").first.map(Self.storedEvent)
     }
 
@@ -253,11 +257,16 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
         logger.info("store closed")
     }
 
+    /// Finishes queued commits (each bounded by its deadline), then stops listening and closes the
+    /// pool. The waits are bounded too: a connection stuck across a database restart must not keep
+    /// a node from shutting down.
     public func close() async throws {
         await writes.close()
-        await listener?.stop()
+        let listener = listener
+        try? await withDeadline(.seconds(2)) { await listener?.stop() }
         clientTask.cancel()
-        await clientTask.value
+        let client = clientTask
+        try? await withDeadline(.seconds(2)) { await client.value }
     }
 
     // MARK: helpers shared by the PostgreSQL files
@@ -288,7 +297,14 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
         }
     }
 
+    /// postgres-nio wraps whatever failed inside `withTransaction`; the cause is what matters.
+    static func cause(_ error: any Error) -> any Error {
+        guard let wrapped = error as? PostgresTransactionError else { return error }
+        return wrapped.closureError ?? wrapped.commitError ?? wrapped.beginError ?? wrapped.rollbackError ?? error
+    }
+
     static func storeError(_ error: any Error) -> StoreError {
+        let error = cause(error)
         if let error = error as? StoreError { return error }
         if isItemFault(error) { return .rejected(describe(error)) }
         return .unavailable(describe(error), summary: "database unreachable")
@@ -303,13 +319,14 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
     /// The database refused this one write (a constraint, bad data, a value too large) rather than
     /// failing as a whole: SQLSTATE classes 22, 23 and 54.
     static func isItemFault(_ error: any Error) -> Bool {
-        guard let error = error as? PSQLError, error.code == .server, let state = error.serverInfo?[.sqlState] else { return false }
+        guard let error = cause(error) as? PSQLError, error.code == .server, let state = error.serverInfo?[.sqlState] else { return false }
         return state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("54")
     }
 
     /// An error in words for logs and `StoreError.reason`: PostgreSQL's code and message, never the
     /// query's values or the connection's credentials.
     static func describe(_ error: any Error) -> String {
+        let error = cause(error)
         if let error = error as? StoreError { return error.reason }
         if let error = error as? DeadlineExceeded { return error.description }
         guard let error = error as? PSQLError else { return String(describing: type(of: error)) }
@@ -358,17 +375,85 @@ struct DeadlineExceeded: Error, CustomStringConvertible {
     var description: String { "no answer from PostgreSQL within \(limit)" }
 }
 
-/// Runs `body`, cancelling it and throwing `DeadlineExceeded` after `limit`.
+/// Runs `body` and returns its result, or throws `DeadlineExceeded` once `limit` has passed — then,
+/// not when `body` gets round to noticing its cancellation: a driver call that ignores cancellation
+/// (a connection half-dead across a database restart) must not hold an ingest, the group commit
+/// behind it or a shutdown. `body` is cancelled and left to end on its own.
 func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit)
+    let outcome = FirstOutcome<T>()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            outcome.install(continuation)
+            let work = Task {
+                do { outcome.finish(.success(try await body())) } catch { outcome.finish(.failure(error)) }
+            }
+            let timer = Task {
+                try? await Task.sleep(for: limit)
+                if outcome.finish(.failure(DeadlineExceeded(limit: limit))) { work.cancel() }
+            }
+            outcome.onFinish { timer.cancel() }
+            outcome.onCancel { work.cancel() }
+        }
+    } onCancel: {
+        outcome.cancel()
+    }
+}
+
+/// The first of the body's result, the deadline or the caller's cancellation resumes the caller;
+/// the others are ignored.
+final class FirstOutcome<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var early: Result<T, any Error>?
+        var done = false
+        var finishHandlers: [@Sendable () -> Void] = []
+        var cancelHandlers: [@Sendable () -> Void] = []
+    }
+
+    private let state = Mutex(State())
+
+    func install(_ continuation: CheckedContinuation<T, any Error>) {
+        let early = state.withLock { state -> Result<T, any Error>? in
+            if let early = state.early { state.early = nil; return early }
+            state.continuation = continuation
             return nil
         }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw DeadlineExceeded(limit: limit) }
-        return value
+        if let early { continuation.resume(with: early) }
+    }
+
+    /// Resumes the caller with `result` if nothing has yet; true when this was the first.
+    @discardableResult
+    func finish(_ result: Result<T, any Error>) -> Bool {
+        let (first, continuation, handlers) = state.withLock { state -> (Bool, CheckedContinuation<T, any Error>?, [@Sendable () -> Void]) in
+            guard !state.done else { return (false, nil, []) }
+            state.done = true
+            let continuation = state.continuation
+            state.continuation = nil
+            if continuation == nil { state.early = result }
+            return (true, continuation, state.finishHandlers)
+        }
+        continuation?.resume(with: result)
+        if first { handlers.forEach { $0() } }
+        return first
+    }
+
+    func onFinish(_ handler: @escaping @Sendable () -> Void) {
+        let run = state.withLock { state -> Bool in
+            if state.done { return true }
+            state.finishHandlers.append(handler)
+            return false
+        }
+        if run { handler() }
+    }
+
+    func onCancel(_ handler: @escaping @Sendable () -> Void) {
+        state.withLock { $0.cancelHandlers.append(handler) }
+    }
+
+    /// The caller was cancelled: it stops waiting with `CancellationError`, and the work is cancelled.
+    func cancel() {
+        let handlers = state.withLock { $0.cancelHandlers }
+        if finish(.failure(CancellationError())) { handlers.forEach { $0() } }
     }
 }
 
@@ -442,5 +527,14 @@ extension PostgresConnection {
     /// the connection is free for the next statement whatever the driver buffers.
     func drain(_ query: PostgresQuery, logger: Logger) async throws {
         for try await _ in try await self.query(query, logger: logger) {}
+    }
+}
+
+extension String {
+    /// PostgreSQL's text refuses the NUL character, which a webhook's JSON (`"\u0000"`) or a
+    /// receiver's binary answer can carry; SQLite stores it. Replaced with U+FFFD so the same hostile
+    /// value is stored on both backends instead of failing the write (and, for an attempt, retrying it forever).
+    var postgresText: String {
+        contains("\u{0}") ? replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : self
     }
 }

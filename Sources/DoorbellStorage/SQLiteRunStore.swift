@@ -32,10 +32,11 @@ extension SQLiteEventStore {
                     SELECT 1 FROM runs e
                     WHERE e.automation = r.automation AND e.concurrency_key = r.concurrency_key
                       AND e.seq < r.seq AND e.status IN ('pending', 'waiting_retry'))
-                -- …and fewer than `limit` with the same key hold a live lease.
+                -- …and fewer than `limit` with the same key are running, their lease live or not: a
+                -- lapsed one is taken over through the expired branch, never overtaken by a later run.
                 AND (SELECT COUNT(*) FROM runs x
                      WHERE x.automation = r.automation AND x.concurrency_key = r.concurrency_key
-                       AND x.status = 'running' AND x.id != r.id AND x.lease_until >= :now) < r.concurrency_limit))
+                       AND x.status = 'running' AND x.id != r.id) < r.concurrency_limit))
             """
         let branch = { (status: String, due: String) in
             "SELECT * FROM (SELECT r.id, \(due) AS due, r.seq FROM runs r WHERE r.status = '\(status)' AND \(due) <= :now AND \(ordering) ORDER BY \(due), r.seq LIMIT :limit)"
