@@ -684,4 +684,38 @@ struct StoreConformanceTests {
         #expect(try await !store.ingest(Self.event("p-old", at: later)).duplicate)
         try await store.close()
     }
+    // MARK: hostile text
+
+    @Test("hostile text: a NUL character in an event type, provider id, concurrency key, step output, error or a receiver's answer is stored (PostgreSQL refuses NUL in text) and never fails the writes around it", arguments: StoreBackend.all)
+    func hostileText(_ backend: StoreBackend) async throws {
+        let store = try await backend.open()
+        let nul = "\u{0}"
+        var keyed = PlannedRun(automation: "a", concurrencyKey: "cust\(nul)1")
+        keyed.concurrencyLimit = 1
+        var hostile = Self.event("p\(nul)1", runs: [keyed, .delivery(to: "erp")])
+        hostile.type = "order\(nul).created"
+        let ringing = hostile
+        // In one group commit with ordinary events: each is stored.
+        let outcomes = try await withThrowingTaskGroup(of: IngestOutcome.self) { group in
+            group.addTask { try await store.ingest(ringing) }
+            for index in 0..<20 { group.addTask { try await store.ingest(Self.event("plain-\(index)")) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(outcomes.count == 21 && outcomes.allSatisfy { !$0.duplicate })
+        #expect(try await store.ingest(hostile).duplicate, "the same hostile provider id dedupes")
+        let stored = try #require(try await store.event(id: hostile.id))
+        #expect(stored.event.type.hasPrefix("order") && stored.event.type.hasSuffix(".created"))
+
+        let claimed = try await Self.claim(store, at: Self.t0)
+        let run = try #require(claimed.first { $0.automation == "a" })
+        let delivery = try #require(claimed.first { $0.endpoint == "erp" })
+        #expect(try await store.completeStep(runID: run.id, stepID: "s1", position: 0, output: "{\"v\":\"x\(nul)y\"}", finished: false, lease: try #require(run.lease), leaseUntil: Self.t0 + 60) == .applied)
+        #expect(try await store.failStep(runID: run.id, attempt: 1, error: "boom\(nul)", dueAt: Self.t0 + 5, lease: try #require(run.lease)) == .applied)
+        var answer = Self.attempt(delivery.id, at: Self.t0, status: 200)
+        answer.response = "\u{1F}\u{8B}\(nul)\(nul)binary"
+        #expect(try await store.finishAttempt(answer, outcome: .delivered, lease: try #require(delivery.lease)).transition == .applied, "a receiver's binary 2xx answer is recorded, not retried forever")
+        #expect(try await store.attempts(runID: delivery.id).count == 1)
+        #expect(try await store.stepOutputs(runID: run.id).keys.sorted() == ["s1"])
+        try await store.close()
+    }
 }
