@@ -38,6 +38,11 @@ public protocol DeliveryStore: Sendable {
     /// may go now (it is counted), otherwise the earliest time a slot frees (spread over the window,
     /// so waiting deliveries do not all wake at once). N nodes together never exceed the limit.
     func reserveSend(endpoint: String, limit: RateLimit, now: Date) async throws -> Date?
+    /// Records that an endpoint's circuit opened until `until` (a later time wins), so every node
+    /// stops sending to it, and tells every node's worker to read endpoints again.
+    func openCircuit(endpoint: String, until: Date) async throws
+    /// The circuits opened through `openCircuit` that are still open at `now`, by endpoint.
+    func openCircuits(now: Date) async throws -> [String: Date]
     /// Whether other processes deliver from this store too (PostgreSQL): endpoint pacing must then
     /// be counted in the store (`reserveSend`) rather than in this process's memory.
     var sharedByNodes: Bool { get }

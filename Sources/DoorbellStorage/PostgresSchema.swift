@@ -126,10 +126,12 @@ enum PostgresSchema {
             )
             """,
         ]),
-        Migration(version: 2, name: "send-slots", statements: [
+        Migration(version: 2, name: "shared-endpoint-state", statements: [
             // Sends counted against an endpoint's rate limit by every node (a sliding window).
             "CREATE TABLE send_slots (endpoint TEXT NOT NULL, sent_at BIGINT NOT NULL)",
             "CREATE INDEX send_slots_endpoint ON send_slots (endpoint, sent_at)",
+            // An endpoint's circuit opened by one node holds for all of them.
+            "CREATE TABLE endpoint_circuits (endpoint TEXT PRIMARY KEY, open_until BIGINT NOT NULL)",
         ]),
     ]
 

@@ -44,6 +44,11 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
         var lastLog = ContinuousClock.now
         while true {
             do {
+                // Reachable at all? Answered within seconds, so a command fails fast and the
+                // server says it is waiting.
+                try await withDeadline(.seconds(5)) {
+                    for try await _ in try await client.query("SELECT 1", logger: logger) {}
+                }
                 // Long: a later migration may rewrite a large table (the server-side statement
                 // timeout is lifted inside it).
                 try await withDeadline(.seconds(600)) {

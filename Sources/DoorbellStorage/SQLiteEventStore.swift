@@ -81,6 +81,10 @@ public final class SQLiteEventStore: EventStore, RunStore {
             let schema = try pool.read { db in try SQLiteSchema.Version.read(db) }
             if let problem = schema.problem(access: access, path: path) { throw StoreError.incompatibleSchema(problem) }
             if access != .readOnly { try SQLiteSchema.migrator.migrate(pool) }
+            // Nothing checkpoints on its own: fold the migrations' WAL into the file now, before the
+            // file watch takes the header as ours (and before a small disk fills with it).
+            // Best effort: on a full disk the server still opens (and answers 503 until there is room).
+            if access == .server { try? pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) } }
         } catch {
             try? pool.close()
             throw error

@@ -137,6 +137,7 @@ enum SQLiteSchema {
                 CREATE TABLE leader_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, token INTEGER NOT NULL, until INTEGER NOT NULL);
                 CREATE TABLE send_slots (endpoint TEXT NOT NULL, sent_at INTEGER NOT NULL);
                 CREATE INDEX send_slots_endpoint ON send_slots (endpoint, sent_at);
+                CREATE TABLE endpoint_circuits (endpoint TEXT PRIMARY KEY, open_until INTEGER NOT NULL);
                 """)
         }
         return migrator

@@ -26,6 +26,27 @@ extension SQLiteEventStore {
         }
     }
 
+    public func openCircuit(endpoint: String, until: Date) async throws {
+        try monitor.beforeWrite()
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO endpoint_circuits (endpoint, open_until) VALUES (?, ?)
+                ON CONFLICT (endpoint) DO UPDATE SET open_until = MAX(open_until, excluded.open_until)
+                """, arguments: [endpoint, until.millis])
+        }
+        wakeUps.signal(.endpointsChanged)
+    }
+
+    public func openCircuits(now: Date) async throws -> [String: Date] {
+        try await pool.read { db in
+            var open: [String: Date] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT endpoint, open_until FROM endpoint_circuits WHERE open_until > ?", arguments: [now.millis]) {
+                open[row["endpoint"]] = Date(millis: row["open_until"])
+            }
+            return open
+        }
+    }
+
     public func reserveSend(endpoint: String, limit: RateLimit, now: Date) async throws -> Date? {
         try monitor.beforeWrite()
         return try await pool.write { db in
@@ -51,6 +72,26 @@ extension PostgresStore {
             WHERE leader_leases.owner = excluded.owner OR leader_leases.until < \(now.millis)
             RETURNING owner
             """).isEmpty
+    }
+
+    public func openCircuit(endpoint: String, until: Date) async throws {
+        let logger = logger
+        try await transaction { connection in
+            try await connection.drain("""
+                INSERT INTO endpoint_circuits (endpoint, open_until) VALUES (\(endpoint), \(until.millis))
+                ON CONFLICT (endpoint) DO UPDATE SET open_until = GREATEST(endpoint_circuits.open_until, excluded.open_until)
+                """, logger: logger)
+            try await Self.notify(.endpointsChanged, connection, logger: logger)
+        }
+        wakeUps.signal(.endpointsChanged)
+    }
+
+    public func openCircuits(now: Date) async throws -> [String: Date] {
+        var open: [String: Date] = [:]
+        for row in try await rows("SELECT endpoint, open_until FROM endpoint_circuits WHERE open_until > \(now.millis)") {
+            open[try row["endpoint"].decode(String.self)] = Date(millis: try row["open_until"].decode(Int64.self))
+        }
+        return open
     }
 
     /// Under a transaction-scoped advisory lock on the endpoint's name, so two nodes counting a

@@ -57,25 +57,48 @@ struct SharedStateTests {
     func rateLimitAcrossNodes(_ backend: StoreBackend) async throws {
         let (a, b) = try await Self.twoNodes(backend)
         let limit = RateLimit(count: 10, window: 60)
-        let granted = try await withThrowingTaskGroup(of: Date?.self) { group in
-            for index in 0..<40 {
-                let store = index.isMultiple(of: 2) ? a : b
-                group.addTask { try await store.reserveSend(endpoint: "erp", limit: limit, now: Self.t0 + Double(index) / 10) }
-            }
-            var granted = 0
-            for try await next in group {
-                if let next {
-                    #expect(next > Self.t0 + 60 && next < Self.t0 + 60 + 10, "the next free slot is one window after the oldest counted send, jittered within one slot")
-                } else {
-                    granted += 1
+        // Each node sends 20 in a row, both at once (their sends interleave in the store).
+        let answers = try await withThrowingTaskGroup(of: [Date?].self) { group in
+            for (node, store) in [a, b].enumerated() {
+                group.addTask {
+                    var answers: [Date?] = []
+                    for index in 0..<20 { answers.append(try await store.reserveSend(endpoint: "erp", limit: limit, now: Self.t0 + Double(index * 2 + node) / 10)) }
+                    return answers
                 }
             }
-            return granted
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        var granted = 0
+        for next in answers {
+            if let next {
+                #expect(next > Self.t0 + 60 && next < Self.t0 + 60 + 10, "the next free slot is one window after the oldest counted send, jittered within one slot")
+            } else {
+                granted += 1
+            }
         }
         #expect(granted == 10, "40 sends tried within one window by two nodes; exactly the limit went")
         #expect(try await a.reserveSend(endpoint: "crm", limit: limit, now: Self.t0 + 5) == nil, "endpoints are counted apart")
         #expect(try await b.reserveSend(endpoint: "erp", limit: limit, now: Self.t0 + 30) != nil, "still within the window")
         #expect(try await b.reserveSend(endpoint: "erp", limit: limit, now: Self.t0 + 64) == nil, "the window moved past the first sends")
+        try await a.close()
+        try await b.close()
+    }
+    @Test("an open circuit is shared: opened by one node, every node reads it until it ends; a later opening wins; each node's worker is told to read endpoints again", arguments: StoreBackend.all)
+    func sharedOpenCircuit(_ backend: StoreBackend) async throws {
+        let (a, b) = try await Self.twoNodes(backend)
+        let watching = b.wakeUps.subscribe()
+        defer { b.wakeUps.unsubscribe(watching) }
+        #expect(try await b.openCircuits(now: Self.t0).isEmpty)
+        try await a.openCircuit(endpoint: "erp", until: Self.t0 + 30)
+        try await a.openCircuit(endpoint: "erp", until: Self.t0 + 20)
+        #expect(try await b.openCircuits(now: Self.t0 + 10) == ["erp": Self.t0 + 30], "the later end wins")
+        #expect(try await b.openCircuits(now: Self.t0 + 30).isEmpty, "closed once its time is up")
+        if backend == .postgres {
+            // B learns of it by NOTIFY (SQLite has one process per file: its own writes signal in-process).
+            var woken: WakeUp = []
+            for _ in 0..<50 where !woken.contains(.endpointsChanged) { woken.formUnion(await watching.wait(timeout: .milliseconds(100))) }
+            #expect(woken.contains(.endpointsChanged))
+        }
         try await a.close()
         try await b.close()
     }

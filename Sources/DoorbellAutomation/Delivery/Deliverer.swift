@@ -64,6 +64,11 @@ final class Deliverer: Sendable {
             return
         }
         let start = now()
+        // Another node opened this endpoint's circuit: hold back here too (not an attempt).
+        if let until = directory.sharedCircuitOpen(endpointID, at: start) {
+            _ = await settle(record.id) { try await store.deferRun(runID: record.id, lease: lease, until: until) }
+            return
+        }
         let permit: CircuitBreaker.Permit
         switch breakers.withLock({ breakers in
             var breaker = breakers[endpointID] ?? CircuitBreaker(threshold: settings.circuitFailures, cooldown: settings.circuitCooldown, probeLimit: settings.timeout + 60)
@@ -79,9 +84,18 @@ final class Deliverer: Sendable {
         // verdict — storage throwing before the send included — so no probe leaves the circuit waiting.
         // The verdict carries the permit: a delivery that was not the probe cannot decide for it.
         var reported = false
+        /// Until when this verdict opened the circuit (it was not open before), if it did.
+        var opened: Date?
         func report(_ verdict: CircuitBreaker.Verdict) {
             reported = true
-            breakers.withLock { $0[endpointID]?.record(verdict, of: permit, now: now()) }
+            opened = breakers.withLock { breakers -> Date? in
+                var wasOpen = false
+                if case .open? = breakers[endpointID]?.state { wasOpen = true }
+                breakers[endpointID]?.record(verdict, of: permit, now: now())
+                // Closed or half-open before, open now: this failure opened it (again).
+                guard !wasOpen, case .open(let until, _)? = breakers[endpointID]?.state else { return nil }
+                return until
+            }
         }
         defer { if !reported { report(.storageError) } }
         if !store.sharedByNodes, limiter.needsSeed(endpointID), let limit = endpoint.rateLimit {
@@ -109,6 +123,14 @@ final class Deliverer: Sendable {
         case .delivered: report(.success)
         case .gone: report(.gone)
         case .failed: report(.failure)
+        }
+        // Every node stops sending to it, not only this one (stores shared by nodes).
+        if let opened, store.sharedByNodes {
+            do {
+                try await store.openCircuit(endpoint: endpointID, until: opened)
+            } catch {
+                logger.warning("could not share the endpoint's open circuit; other nodes keep their own", metadata: metadata(["error": "\(error)"]))
+            }
         }
         let latency = Int(now().timeIntervalSince(start) * 1000)
         var attempt = AttemptRecord(runID: record.id, endpoint: endpointID, startedAt: start, status: result.status, latencyMillis: latency, response: result.excerpt, error: result.error)

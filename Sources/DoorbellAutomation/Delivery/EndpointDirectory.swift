@@ -8,6 +8,8 @@ import Synchronization
 /// Fan-out reads it on the ingest path, so it is a lock-protected dictionary, never a query.
 public final class EndpointDirectory: Sendable {
     private let state = Mutex<[String: Endpoint]>([:])
+    /// Circuits another node opened (shared stores only), by endpoint: open until then.
+    private let sharedCircuits = Mutex<[String: Date]>([:])
 
     public init(_ endpoints: [Endpoint] = []) {
         replace(endpoints)
@@ -20,6 +22,15 @@ public final class EndpointDirectory: Sendable {
 
     public func reload(from store: any DeliveryStore) async throws {
         replace(try await store.endpoints())
+        if store.sharedByNodes {
+            let open = try await store.openCircuits(now: Date())
+            sharedCircuits.withLock { $0 = open }
+        }
+    }
+
+    /// Until when another node's open circuit holds this endpoint's deliveries back, if it does.
+    public func sharedCircuitOpen(_ id: String, at now: Date) -> Date? {
+        sharedCircuits.withLock { $0[id] }.flatMap { $0 > now ? $0 : nil }
     }
 
     public func endpoint(id: String) -> Endpoint? {
