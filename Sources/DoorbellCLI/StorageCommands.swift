@@ -50,7 +50,7 @@ struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
         abstract: "Write a consistent copy of the SQLite database to a new file (safe while doorbell serve runs).",
-        discussion: "Uses SQLite's VACUUM INTO from one read snapshot. Never overwrites a file. Restore by stopping doorbell and putting the copy in place of the database file."
+        discussion: "Uses SQLite's VACUUM INTO from one read snapshot. Never overwrites a file. Restore by stopping doorbell and putting the copy in place of the database file. A PostgreSQL database is backed up with pg_dump, not by doorbell."
     )
 
     @OptionGroup var options: ConfigOption

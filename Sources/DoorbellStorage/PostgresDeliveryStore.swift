@@ -126,12 +126,7 @@ extension PostgresStore: DeliveryStore {
         let logger = logger
         return try await transaction { connection in
             guard var endpoint = try await Self.lockedEndpoint(id: endpointID, connection, logger: logger) else { return nil }
-            let expiry = now.addingTimeInterval(overlap)
-            let kept = endpoint.secrets.compactMap { old -> EndpointSecret? in
-                let expires = old.expiresAt.map { min($0, expiry) } ?? expiry
-                return expires > now ? EndpointSecret(secret: old.secret, expiresAt: expires) : nil
-            }
-            endpoint.secrets = [secret] + kept
+            endpoint.rotate(to: secret, overlap: overlap, now: now)
             try await Self.upsert(endpoint, now: now, connection, logger: logger)
             try await Self.notify(.endpointsChanged, connection, logger: logger)
             return endpoint

@@ -96,12 +96,7 @@ extension SQLiteEventStore: DeliveryStore {
     public func rotateSecret(endpointID: String, to secret: EndpointSecret, overlap: Double, now: Date) async throws -> Endpoint? {
         try await pool.write { db in
             guard var endpoint = try Row.fetchOne(db, sql: "SELECT * FROM endpoints WHERE id = ?", arguments: [endpointID]).map(Self.endpoint) else { return nil }
-            let expiry = now.addingTimeInterval(overlap)
-            let kept = endpoint.secrets.compactMap { old -> EndpointSecret? in
-                let expires = old.expiresAt.map { min($0, expiry) } ?? expiry
-                return expires > now ? EndpointSecret(secret: old.secret, expiresAt: expires) : nil
-            }
-            endpoint.secrets = [secret] + kept
+            endpoint.rotate(to: secret, overlap: overlap, now: now)
             try Self.upsert(endpoint, now: now, db)
             return endpoint
         }

@@ -136,3 +136,16 @@ struct StoredEndpointRow: Sendable, Equatable {
         return decoded.map(\.endpoint)
     }
 }
+
+extension Endpoint {
+    /// Makes `secret` current; every older one keeps signing until `overlap` from now at most.
+    /// (Both backends rotate this way.)
+    mutating func rotate(to secret: EndpointSecret, overlap: Double, now: Date) {
+        let expiry = now.addingTimeInterval(overlap)
+        let kept = secrets.compactMap { old -> EndpointSecret? in
+            let expires = old.expiresAt.map { min($0, expiry) } ?? expiry
+            return expires > now ? EndpointSecret(secret: old.secret, expiresAt: expires) : nil
+        }
+        secrets = [secret] + kept
+    }
+}
