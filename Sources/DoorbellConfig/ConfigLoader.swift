@@ -6,7 +6,7 @@ import Yams
 public enum ConfigLoader {
     static let topLevelKeys = ["server", "storage", "api", "smtp", "outbound", "retry", "sources", "automations", "endpoints", "pollers", "files_dir", "worker", "retention"]
     /// Sections of the contract that later releases act on; accepted now so one file serves both.
-    static let laterSections = ["pollers"]
+    static let laterSections: [String] = []
 
     /// Loads the file at `path`, substituting `${VAR}` from `environment`.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
@@ -74,11 +74,13 @@ public enum ConfigLoader {
         let endpoints = top["endpoints"].map { OutboundReader.readEndpoints($0, reader) } ?? []
         let retention = top["retention"].flatMap { RetentionReader.read($0, reader) } ?? .default
         checkEndpointReferences(sources: sources, automations: automations, endpoints: endpoints, reader)
-        return Configuration(
+        var configuration = Configuration(
             server: server, storage: storage, api: api, sources: sources, automations: automations,
             retry: retry, filesDirectory: filesDirectory, worker: worker, smtp: smtp, outbound: outbound,
             endpoints: endpoints, retention: retention, directory: reader.directory
         )
+        configuration.pollers = top["pollers"].map { PollerReader.readAll($0, sources: sources, reader) } ?? []
+        return configuration
     }
 
     /// `forward_to` and `deliver.endpoints` may name endpoints added later through the API, so an id

@@ -23,6 +23,8 @@ public struct Configuration: Sendable {
     public var smtp: SMTPSettings?
     /// `retention:` — how long events, runs, attempts and dedupe keys are kept.
     public var retention: RetentionPolicy
+    /// `pollers:` — scheduled pulls of APIs whose new or changed items become events.
+    public var pollers: [Poller] = []
     /// The folder of the config file; relative paths resolve against it.
     public var directory: String
     /// Things that work but deserve attention (sections not yet implemented, odd secrets).

@@ -34,11 +34,13 @@ public enum DoorbellApplication {
             outbound: configuration.outbound, retry: configuration.retry, now: now
         )
         let retention = RetentionService(store: store, policy: configuration.retention, logger: logger, now: now)
-        let services: [any Service] = [store, worker, retention]
+        let pollers = PollerService.make(configuration: configuration, store: store, planner: planner, logger: logger, now: now)
+        let services: [any Service] = [store, worker, retention, pollers]
         // The worker hears of new work through the store's wake-ups, not from the handlers.
         IngestController(configuration: configuration, store: store, planner: planner, metrics: metrics, now: now).addRoutes(to: router)
         APIController(configuration: configuration, store: store, planner: planner, now: now).addRoutes(to: router)
         HealthController(store: store).addRoutes(to: router)
+        PollerAPI(configuration: configuration, service: pollers, store: store).addRoutes(to: router)
         let databaseBytes = (metrics.registry.makeGauge(name: "doorbell_database_bytes", labels: [("file", "db")]), metrics.registry.makeGauge(name: "doorbell_database_bytes", labels: [("file", "wal")]))
         let databasePages = (metrics.registry.makeGauge(name: "doorbell_database_pages", labels: [("kind", "total")]), metrics.registry.makeGauge(name: "doorbell_database_pages", labels: [("kind", "free")]))
         // 1 while wake-ups arrive by LISTEN (PostgreSQL), 0 while the node polls because that

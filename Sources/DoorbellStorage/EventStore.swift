@@ -42,7 +42,7 @@ extension EventStore {
 
 /// Everything the server needs from one backend: events, the run queue, endpoints and attempts,
 /// and their upkeep (retention, size, backups).
-public typealias DoorbellStore = EventStore & RunStore & DeliveryStore & MaintenanceStore
+public typealias DoorbellStore = EventStore & RunStore & DeliveryStore & MaintenanceStore & PollerStore
 
 /// A filter over events; nil fields match everything.
 public struct EventQuery: Sendable, Equatable {

@@ -133,6 +133,36 @@ enum PostgresSchema {
             // An endpoint's circuit opened by one node holds for all of them.
             "CREATE TABLE endpoint_circuits (endpoint TEXT PRIMARY KEY, open_until BIGINT NOT NULL)",
         ]),
+        Migration(version: 3, name: "pollers", statements: [
+            // Pollers' state and remembered items (see SQLite's v9-pollers).
+            """
+            CREATE TABLE poller_state (
+                poller TEXT PRIMARY KEY,
+                generation BIGINT NOT NULL,
+                cursor TEXT,
+                etag TEXT,
+                last_modified TEXT,
+                last_poll_at BIGINT,
+                last_success_at BIGINT,
+                last_error TEXT,
+                failures BIGINT NOT NULL DEFAULT 0,
+                failing_since BIGINT,
+                failing BOOLEAN NOT NULL DEFAULT false,
+                next_poll_at BIGINT,
+                items_seen BIGINT NOT NULL DEFAULT 0
+            )
+            """,
+            """
+            CREATE TABLE poller_items (
+                poller TEXT NOT NULL,
+                item_id TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                generation BIGINT NOT NULL,
+                PRIMARY KEY (poller, item_id)
+            )
+            """,
+            "CREATE INDEX poller_items_age ON poller_items (poller, generation)",
+        ]),
     ]
 
     static var latest: Int { migrations.map(\.version).max() ?? 0 }

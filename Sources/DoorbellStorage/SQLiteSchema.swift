@@ -140,6 +140,36 @@ enum SQLiteSchema {
                 CREATE TABLE endpoint_circuits (endpoint TEXT PRIMARY KEY, open_until INTEGER NOT NULL);
                 """)
         }
+        migrator.registerMigration("v9-pollers") { db in
+            // Pollers' state (cursor, ETag, status) and the item ids each remembers with a 64-bit
+            // hash of the item's version; `generation` orders forgetting (oldest first) and fences
+            // a poll's commit against another poll or a reset in between.
+            try db.execute(sql: """
+                CREATE TABLE poller_state (
+                    poller TEXT PRIMARY KEY,
+                    generation INTEGER NOT NULL,
+                    cursor TEXT,
+                    etag TEXT,
+                    last_modified TEXT,
+                    last_poll_at INTEGER,
+                    last_success_at INTEGER,
+                    last_error TEXT,
+                    failures INTEGER NOT NULL DEFAULT 0,
+                    failing_since INTEGER,
+                    failing INTEGER NOT NULL DEFAULT 0,
+                    next_poll_at INTEGER,
+                    items_seen INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE TABLE poller_items (
+                    poller TEXT NOT NULL,
+                    item_id TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    generation INTEGER NOT NULL,
+                    PRIMARY KEY (poller, item_id)
+                );
+                CREATE INDEX poller_items_age ON poller_items (poller, generation);
+                """)
+        }
         return migrator
     }
 

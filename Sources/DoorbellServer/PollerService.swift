@@ -1,0 +1,107 @@
+import DoorbellAutomation
+import DoorbellConfig
+import DoorbellCore
+import DoorbellStorage
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Runs every configured poller on its schedule. A poller polls only on the node holding its lease
+/// (`poller:<id>` in the store): with several nodes each poller runs on one at a time, and another
+/// takes over once a dead holder's lease lapses. When the next poll is due comes from the store
+/// (`next_poll_at`, set by the last success or the back-off after a failure), so a restart or a new
+/// holder keeps the schedule. Graceful shutdown stops between polls; a poll cut off commits nothing.
+public final class PollerService: Service, Sendable {
+    public let pollers: [Poller]
+    public let runner: PollRunner
+    private let store: any DoorbellStore
+    private let logger: Logger
+    private let now: @Sendable () -> Date
+    /// This process as a lease holder: the same host and port after a restart is the same node, and
+    /// takes its leases back at once.
+    private let node: String
+    /// A lease lasts this long unless renewed (every third of it, also during a long poll).
+    private let leaseLength: TimeInterval
+
+    public init(pollers: [Poller], runner: PollRunner, store: any DoorbellStore, node: String, logger: Logger, leaseLength: TimeInterval = 30, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.pollers = pollers
+        self.runner = runner
+        self.store = store
+        self.node = node
+        self.logger = logger
+        self.leaseLength = leaseLength
+        self.now = now
+    }
+
+    public func poller(id: String) -> Poller? { pollers.first { $0.id == id } }
+
+    public func run() async throws {
+        guard !pollers.isEmpty else {
+            try? await gracefulShutdown()
+            return
+        }
+        try? await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                for poller in self.pollers { group.addTask { await self.loop(poller) } }
+            }
+        }
+    }
+
+    private func loop(_ poller: Poller) async {
+        let lease = "poller:\(poller.id)"
+        var holding = false
+        while !Task.isCancelled {
+            var wait = leaseLength / 3
+            do {
+                let at = now()
+                let held = try await store.holdLease(lease, owner: node, until: at.addingTimeInterval(leaseLength), now: at)
+                if held != holding { logger.info(held ? "this node polls" : "another node polls", metadata: ["poller": "\(poller.id)"]) }
+                holding = held
+                if held {
+                    let due = try await store.pollerState(poller.id)?.nextPollAt ?? at
+                    if due <= at {
+                        await pollHoldingLease(poller, lease: lease)
+                        let next = try await store.pollerState(poller.id)?.nextPollAt ?? now().addingTimeInterval(poller.schedule.nominalInterval)
+                        wait = min(wait, max(0.05, next.timeIntervalSince(now())))
+                    } else {
+                        wait = min(wait, due.timeIntervalSince(at))
+                    }
+                }
+            } catch {
+                logger.warning("poller cannot reach the store; trying again", metadata: ["poller": "\(poller.id)", "error": "\(error)"])
+            }
+            do { try await Task.sleep(for: .milliseconds(Int64(max(0.05, wait) * 1000))) } catch { return }
+        }
+    }
+
+    /// Polls while renewing the lease, so a long walk over many pages keeps it.
+    private func pollHoldingLease(_ poller: Poller, lease: String) async {
+        let renewal = Task { [store, node, leaseLength, now] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(Int64(leaseLength / 3 * 1000)))
+                if Task.isCancelled { return }
+                let at = now()
+                _ = try? await store.holdLease(lease, owner: node, until: at.addingTimeInterval(leaseLength), now: at)
+            }
+        }
+        defer { renewal.cancel() }
+        do {
+            _ = try await runner.poll(poller)
+        } catch {
+            // Logged and recorded by the runner.
+        }
+    }
+}
+
+extension PollerService {
+    /// The service for a configuration's pollers, with its own outbound client behind the same SSRF
+    /// guard (`outbound.allow_private`) as steps and deliveries.
+    public static func make(configuration: Configuration, store: any DoorbellStore, planner: EventPlanner, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) -> PollerService {
+        let node = "\(ProcessInfo.processInfo.hostName):\(configuration.server.port)"
+        return PollerService(pollers: configuration.pollers, runner: makeRunner(configuration: configuration, store: store, planner: planner, logger: logger, now: now), store: store, node: node, logger: logger, now: now)
+    }
+
+    public static func makeRunner(configuration: Configuration, store: any DoorbellStore, planner: EventPlanner, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) -> PollRunner {
+        PollRunner(store: store, http: OutboundHTTP(policy: configuration.outbound.addressPolicy, concurrency: 4), planner: planner, logger: logger, now: now)
+    }
+}
