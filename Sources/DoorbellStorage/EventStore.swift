@@ -1,4 +1,5 @@
 import DoorbellCore
+import Foundation
 import ServiceLifecycle
 
 /// Where events live. Every backend (SQLite now, PostgreSQL for several nodes) implements this;
@@ -42,19 +43,34 @@ extension EventStore {
 
 /// Everything the server needs from one backend: events, the run queue, endpoints and attempts,
 /// and their upkeep (retention, size, backups).
-public typealias DoorbellStore = EventStore & RunStore & DeliveryStore & MaintenanceStore & PollerStore
+public typealias DoorbellStore = EventStore & RunStore & DeliveryStore & MaintenanceStore & DashboardSessionStore & DashboardSummaryStore & PollerStore
 
-/// A filter over events; nil fields match everything.
+/// A filter over events; nil fields match everything. The API and the dashboard share these
+/// filters' names: `source`, `type`, `status`, `since`, `until`, `q`, `cursor`, `limit`.
 public struct EventQuery: Sendable, Equatable {
     public var source: String?
+    /// The exact type (no wildcards).
     public var type: String?
-    /// Only events older than this sequence number (paging backwards).
+    /// Only events with at least one run (or delivery) in one of these statuses; empty: any.
+    public var statuses: [RunStatus]
+    /// Received at or after this time.
+    public var since: Date?
+    /// Received before this time.
+    public var until: Date?
+    /// Only events whose raw body contains these bytes (UTF-8), compared as bytes: no pattern
+    /// characters, so `%` or `_` in hostile input match only themselves.
+    public var bodyContains: String?
+    /// Only events older than this sequence number (paging backwards: the cursor).
     public var beforeSequence: Int64?
     public var limit: Int
 
-    public init(source: String? = nil, type: String? = nil, beforeSequence: Int64? = nil, limit: Int = 50) {
+    public init(source: String? = nil, type: String? = nil, statuses: [RunStatus] = [], since: Date? = nil, until: Date? = nil, bodyContains: String? = nil, beforeSequence: Int64? = nil, limit: Int = 50) {
         self.source = source
         self.type = type
+        self.statuses = statuses
+        self.since = since
+        self.until = until
+        self.bodyContains = bodyContains
         self.beforeSequence = beforeSequence
         self.limit = limit
     }

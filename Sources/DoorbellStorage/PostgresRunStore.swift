@@ -257,7 +257,8 @@ extension PostgresStore {
 
     static func filter(_ query: RunQuery, _ binds: inout PostgresBindings) -> String {
         var clauses: [String] = []
-        func bind(_ value: String) -> String { binds.append(value); return "$\(binds.count)" }
+        // Text as stored: a NUL was written as U+FFFD (PostgreSQL text cannot hold it), so a filter matches it the same way.
+        func bind(_ value: String) -> String { binds.append(value.postgresText); return "$\(binds.count)" }
         func bind(_ value: Int64) -> String { binds.append(value); return "$\(binds.count)" }
         if let eventID = query.eventID { clauses.append("runs.event_id = \(bind(eventID))") }
         if let automation = query.automation { clauses.append("runs.automation = \(bind(automation))") }
@@ -270,6 +271,11 @@ extension PostgresStore {
         if let until = query.until { clauses.append("events.received_at < \(bind(until.millis))") }
         if let endpoint = query.endpoint { clauses.append("runs.endpoint = \(bind(endpoint))") }
         if let deliveries = query.deliveries { clauses.append(deliveries ? "runs.endpoint IS NOT NULL" : "runs.endpoint IS NULL") }
+        if let text = query.bodyContains { clauses.append(bodyContains("events.body", text, &binds)) }
+        if let after = query.after {
+            let created = bind(after.createdAtMillis)
+            clauses.append("(runs.created_at < \(created) OR (runs.created_at = \(created) AND runs.seq < \(bind(after.sequence))))")
+        }
         return clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
     }
 
@@ -279,7 +285,15 @@ extension PostgresStore {
             status: RunStatus(rawValue: try row["status"].decode(String.self)) ?? .pending, nextStep: try row["next_step"].decode(Int.self),
             attempt: try row["attempt"].decode(Int.self), dueAt: Date(millis: try row["due_at"].decode(Int64.self)), lastError: try row["last_error"].decode(String?.self),
             endpoint: try row["endpoint"].decode(String?.self),
-            lease: try row["lease_owner"].decode(String?.self).map { Lease(owner: $0, token: try row["lease_token"].decode(Int64.self)) }
+            lease: try row["lease_owner"].decode(String?.self).map { Lease(owner: $0, token: try row["lease_token"].decode(Int64.self)) },
+            sequence: try row["seq"].decode(Int64.self), createdAt: Date(millis: try row["created_at"].decode(Int64.self)),
+            updatedAt: Date(millis: try row["updated_at"].decode(Int64.self))
         )
+    }
+
+    public func countRuns(matching query: RunQuery) async throws -> Int {
+        var binds = PostgresBindings()
+        let clause = Self.filter(query, &binds)
+        return try await rows(PostgresQuery(unsafeSQL: "SELECT COUNT(*) AS n FROM runs JOIN events ON events.id = runs.event_id \(clause)", binds: binds)).first.map { try $0["n"].decode(Int.self) } ?? 0
     }
 }

@@ -344,10 +344,25 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
     private static func filter(_ query: EventQuery) throws -> (String, PostgresBindings) {
         var clauses: [String] = []
         var binds = PostgresBindings()
-        if let source = query.source { binds.append(source); clauses.append("source = $\(binds.count)") }
-        if let type = query.type { binds.append(type); clauses.append("type = $\(binds.count)") }
+        // Text as stored: a NUL was written as U+FFFD, so a filter holding one matches the same way.
+        if let source = query.source { binds.append(source.postgresText); clauses.append("source = $\(binds.count)") }
+        if let type = query.type { binds.append(type.postgresText); clauses.append("type = $\(binds.count)") }
+        if !query.statuses.isEmpty {
+            let list = query.statuses.map { status -> String in binds.append(status.rawValue); return "$\(binds.count)" }.joined(separator: ", ")
+            clauses.append("EXISTS (SELECT 1 FROM runs WHERE runs.event_id = events.id AND runs.status IN (\(list)))")
+        }
+        if let since = query.since { binds.append(since.millis); clauses.append("received_at >= $\(binds.count)") }
+        if let until = query.until { binds.append(until.millis); clauses.append("received_at < $\(binds.count)") }
+        if let text = query.bodyContains { clauses.append(Self.bodyContains("body", text, &binds)) }
         if let before = query.beforeSequence { binds.append(before); clauses.append("seq < $\(binds.count)") }
         return (clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND "), binds)
+    }
+
+    /// `column` (BYTEA) contains the text's UTF-8 bytes: `position` over bytea compares bytes, so the
+    /// text is never a pattern (no `LIKE` wildcards to escape) and may hold any byte, NUL included.
+    static func bodyContains(_ column: String, _ text: String, _ binds: inout PostgresBindings) -> String {
+        binds.append(ByteBuffer(bytes: Array(text.utf8)))
+        return "position($\(binds.count)::bytea IN \(column)) > 0"
     }
 
     static func storedEvent(_ row: PostgresRandomAccessRow) throws -> StoredEvent {

@@ -38,6 +38,8 @@ public protocol RunStore: Sendable {
     func replay(matching query: RunQuery, fromStart: Bool, now: Date) async throws -> Int
     /// Starts `automation` for an event that has no run of it yet (e.g. an automation added later).
     func startRun(eventID: String, automation: String, now: Date) async throws -> Bool
+    /// How many runs match (ignoring `limit` and the cursor), e.g. what a bulk replay would touch.
+    func countRuns(matching query: RunQuery) async throws -> Int
 }
 
 /// A filter over runs (and their events); nil fields match everything.
@@ -53,6 +55,10 @@ public struct RunQuery: Sendable, Equatable {
     public var endpoint: String?
     /// true: only deliveries; false: only automation runs; nil: both.
     public var deliveries: Bool?
+    /// Only runs whose event's raw body contains these bytes (see `EventQuery.bodyContains`).
+    public var bodyContains: String?
+    /// Only runs after this one in the list's order (newest first): the page cursor.
+    public var after: RunCursor?
     public var limit: Int
 
     public init(eventID: String? = nil, automation: String? = nil, source: String? = nil, type: String? = nil, statuses: [RunStatus] = [], since: Date? = nil, until: Date? = nil, endpoint: String? = nil, deliveries: Bool? = nil, limit: Int = 50) {
@@ -113,10 +119,21 @@ public struct RunRecord: Sendable, Equatable {
     public var endpoint: String?
     /// The current claim, while a worker holds the run (for a claimed record: the caller's own).
     public var lease: Lease?
+    /// The queue's arrival order.
+    public var sequence: Int64
+    public var createdAt: Date
+    /// The last transition.
+    public var updatedAt: Date
 
-    public init(id: String, eventID: String, automation: String, status: RunStatus, nextStep: Int, attempt: Int, dueAt: Date, lastError: String?, endpoint: String? = nil, lease: Lease? = nil) {
+    /// Where a list that ends with this run continues.
+    public var cursor: RunCursor { RunCursor(createdAtMillis: Int64((createdAt.timeIntervalSince1970 * 1000).rounded()), sequence: sequence) }
+
+    public init(id: String, eventID: String, automation: String, status: RunStatus, nextStep: Int, attempt: Int, dueAt: Date, lastError: String?, endpoint: String? = nil, lease: Lease? = nil, sequence: Int64 = 0, createdAt: Date = Date(timeIntervalSince1970: 0), updatedAt: Date = Date(timeIntervalSince1970: 0)) {
         self.endpoint = endpoint
         self.lease = lease
+        self.sequence = sequence
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
         self.id = id
         self.eventID = eventID
         self.automation = automation

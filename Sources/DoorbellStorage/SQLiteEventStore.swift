@@ -377,12 +377,23 @@ public final class SQLiteEventStore: EventStore, RunStore {
             clauses.append("type = ?")
             arguments += [type]
         }
+        if !query.statuses.isEmpty {
+            clauses.append("EXISTS (SELECT 1 FROM runs WHERE runs.event_id = events.id AND runs.status IN (\(query.statuses.map { _ in "?" }.joined(separator: ", "))))")
+            for status in query.statuses { arguments += [status.rawValue] }
+        }
+        if let since = query.since { clauses.append("received_at >= ?"); arguments += [since.millis] }
+        if let until = query.until { clauses.append("received_at < ?"); arguments += [until.millis] }
+        if let text = query.bodyContains { clauses.append(Self.bodyContains("body")); arguments += [Data(text.utf8)] }
         if let before = query.beforeSequence {
             clauses.append("seq < ?")
             arguments += [before]
         }
         return (clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND "), arguments)
     }
+
+    /// `column` (a BLOB) contains the bound bytes: `instr` over two BLOBs compares bytes, so the text
+    /// searched for is never a pattern (no `LIKE` wildcards to escape) and may hold any byte.
+    static func bodyContains(_ column: String) -> String { "instr(\(column), ?) > 0" }
 
     private static func storedEvent(_ row: Row) -> StoredEvent {
         let millis: Int64 = row["received_at"]

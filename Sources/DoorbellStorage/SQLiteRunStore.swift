@@ -166,6 +166,11 @@ extension SQLiteEventStore {
         if let until = query.until { clauses.append("events.received_at < ?"); arguments += [until.millis] }
         if let endpoint = query.endpoint { clauses.append("runs.endpoint = ?"); arguments += [endpoint] }
         if let deliveries = query.deliveries { clauses.append(deliveries ? "runs.endpoint IS NOT NULL" : "runs.endpoint IS NULL") }
+        if let text = query.bodyContains { clauses.append(Self.bodyContains("events.body")); arguments += [Data(text.utf8)] }
+        if let after = query.after {
+            clauses.append("(runs.created_at < ? OR (runs.created_at = ? AND runs.seq < ?))")
+            arguments += [after.createdAtMillis, after.createdAtMillis, after.sequence]
+        }
         return (clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND "), arguments)
     }
 
@@ -175,8 +180,17 @@ extension SQLiteEventStore {
             status: RunStatus(rawValue: row["status"]) ?? .pending, nextStep: row["next_step"], attempt: row["attempt"],
             dueAt: Date(timeIntervalSince1970: Double(row["due_at"] as Int64) / 1000), lastError: row["last_error"],
             endpoint: row["endpoint"],
-            lease: (row["lease_owner"] as String?).map { Lease(owner: $0, token: row["lease_token"]) }
+            lease: (row["lease_owner"] as String?).map { Lease(owner: $0, token: row["lease_token"]) },
+            sequence: row["seq"] ?? 0, createdAt: Date(timeIntervalSince1970: Double(row["created_at"] as Int64? ?? 0) / 1000),
+            updatedAt: Date(timeIntervalSince1970: Double(row["updated_at"] as Int64? ?? 0) / 1000)
         )
+    }
+
+    public func countRuns(matching query: RunQuery) async throws -> Int {
+        try await pool.read { db in
+            let (clause, arguments) = Self.filter(query)
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM runs JOIN events ON events.id = runs.event_id \(clause)", arguments: arguments) ?? 0
+        }
     }
 }
 

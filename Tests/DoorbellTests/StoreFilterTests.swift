@@ -1,0 +1,167 @@
+import DoorbellCore
+@testable import DoorbellStorage
+import Foundation
+import Testing
+
+/// The filters the API and the dashboard share (`source`, `type`, `status`, `since`, `until`, `q`,
+/// `cursor`, `limit`), on events and on runs, held to the same answers on every backend.
+@Suite("Store filters", .serialized)
+struct StoreFilterTests {
+    static let t0 = QueueContractTests.t0
+
+    /// Ingests one event; `runs` plans its automations (each left pending).
+    @discardableResult
+    static func ingest(_ store: any DoorbellStore, source: String = "shop", type: String = "order.created", at offset: Double, body: String, runs: [PlannedRun] = []) async throws -> String {
+        let event = NewEvent(source: source, type: type, providerID: nil, receivedAt: t0 + offset, headers: [], body: Array(body.utf8), automations: runs)
+        return try await store.ingest(event).id
+    }
+
+    /// Claims everything due and moves each run of `automation` to `status` (dead or succeeded).
+    static func settle(_ store: any DoorbellStore, _ automation: String, as status: RunStatus) async throws {
+        let now = t0 + 10_000
+        for run in try await store.claimDueRuns(owner: "w", limit: 1000, now: now, leaseUntil: now + 60, excluding: []) {
+            let lease = try #require(run.lease)
+            if run.automation == automation {
+                if status == .dead {
+                    _ = try await store.failStep(runID: run.id, attempt: 1, error: "boom", dueAt: nil, lease: lease)
+                } else {
+                    _ = try await store.completeStep(runID: run.id, stepID: "only", position: 0, output: "{}", finished: true, lease: lease, leaseUntil: now + 60)
+                }
+            } else {
+                // Back to waiting, so the next settle claims it again.
+                _ = try await store.failStep(runID: run.id, attempt: 1, error: "later", dueAt: t0, lease: lease)
+            }
+        }
+    }
+
+    @Test("event filters: source, type, status (a run in it), since/until (received_at, until exclusive) and q (body bytes) combine; the cursor pages newest first without gaps or repeats", arguments: StoreBackend.all)
+    func eventFilters(_ backend: StoreBackend) async throws {
+        let store = try await backend.open()
+        let a = try await Self.ingest(store, at: 0, body: #"{"customer":"ann","total":10}"#, runs: [PlannedRun(automation: "invoice")])
+        let b = try await Self.ingest(store, type: "order.paid", at: 10, body: #"{"customer":"bob","total":20}"#, runs: [PlannedRun(automation: "alert")])
+        let c = try await Self.ingest(store, source: "github", type: "push", at: 20, body: #"{"ref":"main","pusher":"ann"}"#)
+        let d = try await Self.ingest(store, at: 30, body: #"{"customer":"cy","note":"100% off_sale"}"#, runs: [PlannedRun(automation: "invoice")])
+        try await Self.settle(store, "invoice", as: .dead)
+        try await Self.settle(store, "alert", as: .succeeded)
+
+        func ids(_ query: EventQuery) async throws -> [String] {
+            let found = try await store.events(matching: query).map(\.event.id)
+            #expect(try await store.countEvents(matching: query) == found.count || query.limit < found.count, "count agrees with the list")
+            return found
+        }
+        #expect(try await ids(EventQuery()) == [d, c, b, a], "newest first")
+        #expect(try await ids(EventQuery(source: "shop")) == [d, b, a])
+        #expect(try await ids(EventQuery(type: "order.created")) == [d, a])
+        #expect(try await ids(EventQuery(type: "order")) == [], "type is exact, not a prefix")
+        #expect(try await ids(EventQuery(statuses: [.dead])) == [d, a])
+        #expect(try await ids(EventQuery(statuses: [.succeeded])) == [b])
+        #expect(try await ids(EventQuery(statuses: [.dead, .succeeded])) == [d, b, a])
+        #expect(try await ids(EventQuery(statuses: [.pending])) == [], "an event without runs has no status")
+        #expect(try await ids(EventQuery(since: Self.t0 + 10)) == [d, c, b], "since is inclusive")
+        #expect(try await ids(EventQuery(until: Self.t0 + 20)) == [b, a], "until is exclusive")
+        #expect(try await ids(EventQuery(since: Self.t0 + 10, until: Self.t0 + 30)) == [c, b])
+        #expect(try await ids(EventQuery(bodyContains: "ann")) == [c, a])
+        #expect(try await ids(EventQuery(source: "shop", bodyContains: "ann")) == [a])
+        #expect(try await ids(EventQuery(source: "shop", statuses: [.dead], since: Self.t0 + 5, bodyContains: "cy")) == [d])
+        #expect(try await store.countEvents(matching: EventQuery(statuses: [.dead])) == 2)
+
+        // Paging: limit 1 with the cursor (the last event's sequence) walks all four, in order, once.
+        var seen: [String] = []
+        var cursor: Int64?
+        while true {
+            let page = try await store.events(matching: EventQuery(beforeSequence: cursor, limit: 1))
+            guard let last = page.last else { break }
+            seen.append(last.event.id)
+            cursor = last.sequence
+        }
+        #expect(seen == [d, c, b, a])
+        let shopPage = try await store.events(matching: EventQuery(source: "shop", limit: 2))
+        #expect(shopPage.map(\.event.id) == [d, b])
+        #expect(try await ids(EventQuery(source: "shop", beforeSequence: shopPage.last?.sequence, limit: 2)) == [a], "the cursor keeps the filter")
+        try await store.close()
+    }
+
+    @Test("q is compared as bytes, never as a pattern: %, _, quotes, backslashes, NUL and non-ASCII text match only themselves", arguments: StoreBackend.all)
+    func hostileText(_ backend: StoreBackend) async throws {
+        let store = try await backend.open()
+        let percent = try await Self.ingest(store, at: 0, body: #"{"note":"100% off"}"#)
+        let underscore = try await Self.ingest(store, at: 1, body: #"{"note":"a_b"}"#)
+        let quote = try await Self.ingest(store, at: 2, body: #"{"note":"it's \"x\" \\ y"}"#)
+        let nul = try await Self.ingest(store, at: 3, body: "raw\u{0}bytes")
+        let umlaut = try await Self.ingest(store, at: 4, body: #"{"name":"Jürgen"}"#)
+        _ = try await Self.ingest(store, at: 5, body: #"{"note":"100 off, aXb"}"#)
+
+        func ids(_ text: String) async throws -> [String] { try await store.events(matching: EventQuery(bodyContains: text)).map(\.event.id) }
+        #expect(try await ids("%") == [percent], "% is not a wildcard")
+        #expect(try await ids("0% o") == [percent])
+        #expect(try await ids("a_b") == [underscore], "_ is not a wildcard")
+        #expect(try await ids("_") == [underscore])
+        #expect(try await ids("it's") == [quote])
+        #expect(try await ids(#"\\ y"#) == [quote], "a backslash is a byte like any other")
+        #expect(try await ids("'; DROP TABLE events; --") == [])
+        #expect(try await ids("w\u{0}b") == [nul], "NUL inside the searched text")
+        #expect(try await ids("Jürgen") == [umlaut])
+        #expect(try await ids("jürgen") == [], "case-sensitive: bytes")
+        #expect(try await store.countEvents(matching: EventQuery()) == 6, "nothing was dropped")
+        // The same comparison on runs, through their event's body.
+        _ = try await Self.ingest(store, at: 6, body: #"{"sku":"50%_off"}"#, runs: [PlannedRun(automation: "tag")])
+        _ = try await Self.ingest(store, at: 7, body: #"{"sku":"50XYoff"}"#, runs: [PlannedRun(automation: "tag")])
+        var query = RunQuery()
+        query.bodyContains = "%_"
+        #expect(try await store.runs(matching: query).count == 1)
+        #expect(try await store.countRuns(matching: query) == 1)
+        try await store.close()
+    }
+
+    @Test("run filters: q and source/type/status narrow runs and deliveries; countRuns agrees; the cursor pages newest first without gaps or repeats, also among runs created in the same millisecond", arguments: StoreBackend.all)
+    func runFilters(_ backend: StoreBackend) async throws {
+        let store = try await backend.open()
+        // Three runs per event, all created in the same millisecond: the cursor must tell them apart.
+        var all: [String] = []
+        for index in 0..<5 {
+            let id = try await Self.ingest(store, source: index.isMultiple(of: 2) ? "shop" : "github", at: Double(index), body: #"{"n":"item-\#(index)"}"#,
+                                           runs: [PlannedRun(automation: "a"), PlannedRun(automation: "b"), .delivery(to: "erp")])
+            all.append(id)
+        }
+        try await Self.settle(store, "a", as: .dead)
+
+        let everything = try await store.runs(matching: RunQuery(limit: 100))
+        #expect(everything.count == 15)
+        #expect(try await store.countRuns(matching: RunQuery()) == 15)
+        var paged: [String] = []
+        var after: RunCursor?
+        while true {
+            var query = RunQuery(limit: 4)
+            query.after = after
+            let page = try await store.runs(matching: query)
+            guard let last = page.last else { break }
+            paged += page.map(\.id)
+            after = last.cursor
+        }
+        #expect(paged == everything.map(\.id), "pages of 4 give the whole list, in order, once")
+        #expect(RunCursor(everything[3].cursor.description) == everything[3].cursor, "the cursor survives its text form")
+
+        var q = RunQuery(deliveries: true)
+        q.bodyContains = "item-3"
+        let deliveries = try await store.runs(matching: q)
+        #expect(deliveries.count == 1)
+        #expect(deliveries.first?.eventID == all[3])
+        #expect(deliveries.first?.endpoint == "erp")
+        #expect(try await store.countRuns(matching: RunQuery(source: "shop", statuses: [.dead], deliveries: false)) == 3)
+        #expect(try await store.countRuns(matching: RunQuery(source: "github", deliveries: false)) == 4)
+        #expect(try await store.countRuns(matching: RunQuery(automation: "a", since: Self.t0 + 1, until: Self.t0 + 3)) == 2)
+        var typed = RunQuery(type: "order.created", statuses: [.dead])
+        typed.bodyContains = "item-4"
+        #expect(try await store.runs(matching: typed).map(\.eventID) == [all[4]])
+        #expect(try await store.runs(matching: RunQuery(type: "order")).isEmpty, "type is exact")
+        try await store.close()
+    }
+
+    @Test("RunCursor text: only <millis>.<seq> with whole non-negative numbers parses")
+    func cursorText() {
+        #expect(RunCursor("1800000000000.42") == RunCursor(createdAtMillis: 1_800_000_000_000, sequence: 42))
+        for bad in ["", ".", "1", "1.", ".1", "a.1", "1.-1", "-1.1", "1.2.3", "1 .2", "99999999999999999999.1"] {
+            #expect(RunCursor(bad) == nil, "\(bad)")
+        }
+    }
+}
