@@ -163,6 +163,18 @@ enum PostgresSchema {
             """,
             "CREATE INDEX poller_items_age ON poller_items (poller, generation)",
         ]),
+        Migration(version: 4, name: "dashboard-sessions", statements: [
+            // Signed-in dashboard sessions, by a hash of their id, shared by every node.
+            """
+            CREATE TABLE dashboard_sessions (
+                id_hash TEXT PRIMARY KEY,
+                principal TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                idle_until BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )
+            """,
+        ]),
     ]
 
     static var latest: Int { migrations.map(\.version).max() ?? 0 }

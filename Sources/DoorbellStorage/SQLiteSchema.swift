@@ -170,6 +170,18 @@ enum SQLiteSchema {
                 CREATE INDEX poller_items_age ON poller_items (poller, generation);
                 """)
         }
+        migrator.registerMigration("v10-dashboard-sessions") { db in
+            // Signed-in dashboard sessions, by a hash of their id (the cookie's value is never stored).
+            try db.execute(sql: """
+                CREATE TABLE dashboard_sessions (
+                    id_hash TEXT PRIMARY KEY,
+                    principal TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    idle_until INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 
