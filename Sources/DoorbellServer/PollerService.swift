@@ -38,6 +38,7 @@ public final class PollerService: Service, Sendable {
     public func run() async throws {
         guard !pollers.isEmpty else {
             try? await gracefulShutdown()
+            await runner.shutdown()
             return
         }
         try? await cancelWhenGracefulShutdown {
@@ -45,6 +46,7 @@ public final class PollerService: Service, Sendable {
                 for poller in self.pollers { group.addTask { await self.loop(poller) } }
             }
         }
+        await runner.shutdown()
     }
 
     private func loop(_ poller: Poller) async {
@@ -103,5 +105,24 @@ extension PollerService {
 
     public static func makeRunner(configuration: Configuration, store: any DoorbellStore, planner: EventPlanner, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) -> PollRunner {
         PollRunner(store: store, http: OutboundHTTP(policy: configuration.outbound.addressPolicy, concurrency: 4), planner: planner, logger: logger, now: now)
+    }
+}
+
+extension PollerService {
+    /// One poll outside the server (`doorbell pollers run`): the same runner, planner and SSRF guard
+    /// as `serve`. Without the lease: the commit is fenced by the poller's generation, so a poll
+    /// racing the server's commits nothing twice. Throws `PollFailure` when the poll fails.
+    public static func pollOnce(_ poller: Poller, configuration: Configuration, store: any DoorbellStore, dryRun: Bool, logger: Logger) async throws -> PollRunResponse {
+        let directory = EndpointDirectory(try await store.endpoints())
+        let planner = EventPlanner(automations: configuration.automations, directory: directory, sources: configuration.sources)
+        let runner = makeRunner(configuration: configuration, store: store, planner: planner, logger: logger)
+        do {
+            let report = try await runner.poll(poller, dryRun: dryRun)
+            await runner.shutdown()
+            return PollRunResponse(report)
+        } catch {
+            await runner.shutdown()
+            throw error
+        }
     }
 }

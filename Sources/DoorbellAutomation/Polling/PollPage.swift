@@ -67,7 +67,7 @@ public struct PollPage {
             for param in params.split(separator: ";") {
                 let pair = param.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
                 guard pair.count == 2, pair[0].lowercased() == "rel" else { continue }
-                let rels = pair[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased().split(separator: " ")
+                let rels = pair[1].trimmingCharacters(in: CharacterSet(charactersIn: "\", ")).lowercased().split(separator: " ")
                 if rels.contains("next") { return String(target) }
             }
             rest = afterTarget[end...]

@@ -54,6 +54,11 @@ public final class PollRunner: Sendable {
         }
     }
 
+    /// Closes the outbound client (once no poll will start again).
+    public func shutdown() async {
+        try? await http.shutdown()
+    }
+
     /// Forgets the poller's state here and in the store.
     public func reset(_ poller: String) async throws {
         await gate.lock(poller)
