@@ -86,9 +86,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // The dashboard's set-up page sends sample events through this server's own /hooks.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
-        /// Commands: serve, check, events, trigger. Sample events (fixtures) live here.
+        /// Commands: serve, check, events, trigger, hash-password. Sample events (fixtures) live in DoorbellVerification.
         .target(
             name: "DoorbellCLI",
             dependencies: [

@@ -12,7 +12,7 @@ public struct DoorbellCommand: AsyncParsableCommand {
             Start with `doorbell check` on your doorbell.yml, then `doorbell serve`.
             `doorbell trigger --list` shows sample events you can send to a running server.
             """,
-        subcommands: [ServeCommand.self, CheckCommand.self, EventsCommand.self, RunsCommand.self, ReplayCommand.self, DeliveriesCommand.self, EndpointsCommand.self, PruneCommand.self, BackupCommand.self, TriggerCommand.self, SignCommand.self, VerifyCommand.self, PollersCommand.self]
+        subcommands: [ServeCommand.self, CheckCommand.self, EventsCommand.self, RunsCommand.self, ReplayCommand.self, DeliveriesCommand.self, EndpointsCommand.self, PruneCommand.self, BackupCommand.self, TriggerCommand.self, SignCommand.self, VerifyCommand.self, HashPasswordCommand.self, PollersCommand.self]
     )
 
     public init() {}

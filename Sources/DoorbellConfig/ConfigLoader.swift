@@ -4,7 +4,7 @@ import Yams
 
 /// Reads `doorbell.yml` into a `Configuration`, or throws a `ConfigError` listing every problem.
 public enum ConfigLoader {
-    static let topLevelKeys = ["server", "storage", "api", "smtp", "outbound", "retry", "sources", "automations", "endpoints", "pollers", "files_dir", "worker", "retention"]
+    static let topLevelKeys = ["server", "storage", "api", "smtp", "outbound", "retry", "sources", "automations", "endpoints", "pollers", "files_dir", "worker", "retention", "dashboard"]
     /// Sections of the contract that later releases act on; accepted now so one file serves both.
     static let laterSections: [String] = []
 
@@ -79,6 +79,7 @@ public enum ConfigLoader {
             retry: retry, filesDirectory: filesDirectory, worker: worker, smtp: smtp, outbound: outbound,
             endpoints: endpoints, retention: retention, directory: reader.directory
         )
+        configuration.dashboard = top["dashboard"].flatMap { readDashboard($0, reader) } ?? DashboardSettings()
         configuration.pollers = top["pollers"].map { PollerReader.readAll($0, sources: sources, reader) } ?? []
         return configuration
     }

@@ -23,6 +23,8 @@ public struct Configuration: Sendable {
     public var smtp: SMTPSettings?
     /// `retention:` — how long events, runs, attempts and dedupe keys are kept.
     public var retention: RetentionPolicy
+    /// `dashboard:` — sign-in to the browser dashboard (a password hash besides the API tokens).
+    public var dashboard = DashboardSettings()
     /// `pollers:` — scheduled pulls of APIs whose new or changed items become events.
     public var pollers: [Poller] = []
     /// The folder of the config file; relative paths resolve against it.

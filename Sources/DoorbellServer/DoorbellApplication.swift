@@ -41,6 +41,8 @@ public enum DoorbellApplication {
         APIController(configuration: configuration, store: store, planner: planner, now: now).addRoutes(to: router)
         HealthController(store: store).addRoutes(to: router)
         PollerAPI(configuration: configuration, service: pollers, store: store).addRoutes(to: router)
+        let dashboard = DashboardController(configuration: configuration, store: store, planner: planner, now: now)
+        dashboard.addRoutes(to: router)
         let databaseBytes = (metrics.registry.makeGauge(name: "doorbell_database_bytes", labels: [("file", "db")]), metrics.registry.makeGauge(name: "doorbell_database_bytes", labels: [("file", "wal")]))
         let databasePages = (metrics.registry.makeGauge(name: "doorbell_database_pages", labels: [("kind", "total")]), metrics.registry.makeGauge(name: "doorbell_database_pages", labels: [("kind", "free")]))
         // 1 while wake-ups arrive by LISTEN (PostgreSQL), 0 while the node polls because that
@@ -78,7 +80,10 @@ public enum DoorbellApplication {
             ),
             // Shut down in reverse: the server drains, then the worker finishes its steps, then the store closes.
             services: services,
-            onServerRunning: onServerRunning,
+            onServerRunning: { channel in
+                dashboard.serverRunning(channel)
+                await onServerRunning(channel)
+            },
             logger: logger
         )
     }

@@ -1,7 +1,7 @@
 import DoorbellCore
 import Foundation
 
-/// A sample event `doorbell trigger` can send: a realistic payload for one provider, with fresh
+/// A sample event `doorbell trigger` and the dashboard's set-up page send: a realistic payload for one provider, with fresh
 /// ids each time so repeated triggers are distinct events.
 public struct Fixture: Sendable {
     /// How the fixture is named on the command line: `stripe payment_intent.succeeded`, `form`.

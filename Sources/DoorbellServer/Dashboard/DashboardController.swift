@@ -1,0 +1,387 @@
+import AsyncHTTPClient
+import DoorbellAutomation
+import DoorbellConfig
+import DoorbellCore
+import DoorbellStorage
+import DoorbellVerification
+import Foundation
+import Hummingbird
+import NIOCore
+import Synchronization
+
+/// `/ui`: the browser dashboard, server-rendered, served by the binary. Every page but sign-in and
+/// the two static files needs a session; every POST needs the session's CSRF token (403 without).
+struct DashboardController: Sendable {
+    let configuration: Configuration
+    let store: any DoorbellStore
+    let planner: EventPlanner
+    let auth: DashboardAuth
+    let clientAddress: ClientAddress
+    let now: @Sendable () -> Date
+    /// The port the server really listens on (the config may say 0), for the set-up page's URLs
+    /// and the sample events it sends through the real ingest path.
+    let boundPort = BoundPort()
+
+    init(configuration: Configuration, store: any DoorbellStore, planner: EventPlanner, now: @escaping @Sendable () -> Date) {
+        self.configuration = configuration
+        self.store = store
+        self.planner = planner
+        self.auth = DashboardAuth(configuration: configuration, store: store, now: now)
+        self.clientAddress = ClientAddress(trustedProxies: configuration.server.trustedProxies.compactMap(CIDR.init))
+        self.now = now
+    }
+
+    /// Called once the server listens.
+    func serverRunning(_ channel: any Channel) {
+        boundPort.value.withLock { $0 = channel.localAddress?.port }
+    }
+
+    /// Where this node itself answers, for sending sample events through `/hooks/{source}`.
+    var localBaseURL: String {
+        let server = configuration.server
+        guard let port = boundPort.value.withLock({ $0 }), port != server.port else { return server.localBaseURL }
+        var settings = server
+        settings.port = port
+        return settings.localBaseURL
+    }
+
+    /// The URL a provider should call for a source.
+    func hookURL(_ source: String) -> String {
+        (configuration.server.publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? localBaseURL) + "/hooks/" + source
+    }
+
+    func addRoutes(to router: Router<DoorbellRequestContext>) {
+        router.get("/ui/static/app.js") { _, _ in Layout.respond(.ok, contentType: "text/javascript; charset=utf-8", DashboardStatic.javascript) }
+        router.get("/ui/static/app.css") { _, _ in Layout.respond(.ok, contentType: "text/css; charset=utf-8", DashboardStatic.css) }
+        router.get("/ui/sign-in") { request, _ in signInPage(request) }
+        router.post("/ui/sign-in") { request, context in try await signIn(request, context) }
+        router.post("/ui/sign-out") { request, context in
+            try await mutation(request, context) { _, _ in
+                try await auth.endSession(of: request)
+                return Layout.redirect("/ui/sign-in?signed_out=1", cookies: [auth.cookie(DashboardAuth.cookieName, "", maxAge: 0)])
+            }
+        }
+        router.get("/ui") { request, context in try await page(request, context) { try await overview($0) } }
+        router.get("/ui/live") { request, context in try await page(request, context) { _ in DashboardLive(store: store).response() } }
+        router.get("/ui/setup") { request, context in try await page(request, context) { SetupView.render(self, signedIn: $0, notice: nil) } }
+        router.post("/ui/setup/:source/sample") { request, context in
+            try await mutation(request, context) { signedIn, _ in try await sendSample(context.parameters.get("source") ?? "", signedIn: signedIn) }
+        }
+        router.get("/ui/events") { request, context in try await page(request, context) { try await events(request, $0) } }
+        router.get("/ui/events/:id") { request, context in
+            try await page(request, context) { try await timeline(context.parameters.get("id") ?? "", request: request, signedIn: $0) }
+        }
+        router.post("/ui/events/:id/replay") { request, context in
+            try await mutation(request, context) { _, form in try await replayRun(eventID: context.parameters.get("id") ?? "", form) }
+        }
+        router.post("/ui/events/:id/resend") { request, context in
+            try await mutation(request, context) { _, _ in try await resend(eventID: context.parameters.get("id") ?? "") }
+        }
+        for deliveries in [false, true] {
+            let base = deliveries ? "/ui/deliveries" : "/ui/runs"
+            router.get(RouterPath(base)) { request, context in try await page(request, context) { try await runs(request, deliveries: deliveries, signedIn: $0) } }
+            router.get(RouterPath(base + "/replay")) { request, context in
+                try await page(request, context) { try await confirmBulk(ListFilter(query: request), deliveries: deliveries, signedIn: $0, changed: nil) }
+            }
+            router.post(RouterPath(base + "/replay")) { request, context in
+                try await mutation(request, context) { signedIn, form in try await bulkReplay(form, deliveries: deliveries, signedIn: signedIn) }
+            }
+        }
+        router.get("/ui/endpoints") { request, context in try await page(request, context) { try await endpointsPage($0, notice: nil) } }
+        router.get("/ui/endpoints/new") { request, context in try await page(request, context) { EndpointsView.form(nil, signedIn: $0, error: nil) } }
+        router.post("/ui/endpoints") { request, context in try await mutation(request, context) { signedIn, form in try await saveEndpoint(nil, form, signedIn: signedIn) } }
+        router.get("/ui/endpoints/:id/edit") { request, context in
+            try await page(request, context) { signedIn in
+                guard let endpoint = try await store.endpoint(id: context.parameters.get("id") ?? "") else { return notFound(signedIn) }
+                return EndpointsView.form(endpoint, signedIn: signedIn, error: endpoint.fromConfig ? "This endpoint is declared in doorbell.yml; change it there." : nil)
+            }
+        }
+        router.post("/ui/endpoints/:id") { request, context in
+            try await mutation(request, context) { signedIn, form in try await saveEndpoint(context.parameters.get("id") ?? "", form, signedIn: signedIn) }
+        }
+        router.post("/ui/endpoints/:id/:action") { request, context in
+            try await mutation(request, context) { signedIn, _ in
+                try await endpointAction(context.parameters.get("id") ?? "", context.parameters.get("action") ?? "", signedIn: signedIn)
+            }
+        }
+    }
+
+    // MARK: sessions and CSRF
+
+    private func signInPage(_ request: Request, error: String? = nil, status: HTTPResponse.Status = .ok) -> Response {
+        let token = DashboardAuth.randomToken()
+        let signedOut = request.uri.queryParameters["signed_out"] != nil
+        var response = SignInView.render(formToken: token, configured: auth.isConfigured, passwordEnabled: auth.password != nil, notice: signedOut ? "Signed out." : nil, error: error, status: status)
+        // Double submit: the form's token must equal this cookie's, so another site cannot sign a
+        // browser into a session of its choosing.
+        response.setCookie(auth.cookie(DashboardAuth.signInCookieName, token, maxAge: 3600))
+        return response
+    }
+
+    private func signIn(_ request: Request, _ context: DoorbellRequestContext) async throws -> Response {
+        let form = try await FormBody(request)
+        guard let posted = form["_csrf"], let expected = request.cookies[DashboardAuth.signInCookieName]?.value,
+              DashboardAuth.constantTimeEqual(posted, expected) else {
+            return Layout.page("Forbidden", tab: nil, signedIn: nil, status: .forbidden, error: "The sign-in form expired or came from elsewhere. Load the sign-in page again.", "<p><a href=\"/ui/sign-in\">Sign in</a></p>")
+        }
+        let address = clientAddress.resolve(peer: context.peerAddress, forwardedFor: request.headers[values: .init("X-Forwarded-For")!]) ?? "unknown"
+        let time = now()
+        if let until = auth.limiter.blockedUntil(address, now: time) {
+            var response = signInPage(request, error: "Too many failed sign-ins from \(address). Try again in \(Int(until.timeIntervalSince(time)) + 1) s.", status: .tooManyRequests)
+            response.headers[.retryAfter] = String(Int(until.timeIntervalSince(time)) + 1)
+            return response
+        }
+        guard let secret = form["secret"], !secret.isEmpty, secret.count <= 1000, let principal = auth.principal(for: secret) else {
+            auth.limiter.recordFailure(address, now: time)
+            context.logger.notice("dashboard sign-in refused", metadata: ["client": "\(address)"])
+            return signInPage(request, error: "That is not an API token from api.tokens, nor the dashboard password.", status: .unauthorized)
+        }
+        let cookie = try await auth.startSession(principal: principal)
+        context.logger.notice("dashboard sign-in", metadata: ["client": "\(address)", "as": "\(principal)"])
+        return Layout.redirect("/ui", cookies: [cookie, auth.cookie(DashboardAuth.signInCookieName, "", maxAge: 0)])
+    }
+
+    /// A page that needs a session: without one, a redirect to sign-in.
+    private func page(_ request: Request, _ context: DoorbellRequestContext, _ body: (SignedIn) async throws -> Response) async throws -> Response {
+        do {
+            guard let signedIn = try await auth.session(of: request) else { return Layout.redirect("/ui/sign-in") }
+            return try await body(signedIn)
+        } catch let error as FilterError {
+            return Layout.page("Bad filter", tab: nil, signedIn: try? await auth.session(of: request), status: .badRequest, error: error.message, "<p><a href=\"javascript:history.back()\">Back</a></p>")
+        } catch let error as StoreError {
+            context.logger.error("dashboard: storage", metadata: ["error": "\(error)"])
+            return Layout.page("Storage unavailable", tab: nil, signedIn: nil, status: .serviceUnavailable, error: "The store is unavailable (\(error.summary)). Try again shortly.", .empty)
+        }
+    }
+
+    /// A state-changing request: a session and its CSRF token in the form, or 403.
+    private func mutation(_ request: Request, _ context: DoorbellRequestContext, _ body: (SignedIn, FormBody) async throws -> Response) async throws -> Response {
+        try await page(request, context) { signedIn in
+            let form = try await FormBody(request)
+            guard let token = form["_csrf"], DashboardAuth.constantTimeEqual(token, signedIn.csrfToken) else {
+                context.logger.warning("dashboard: request without a valid CSRF token refused", metadata: ["path": "\(request.uri.path)"])
+                return Layout.page("Forbidden", tab: nil, signedIn: signedIn, status: .forbidden, error: "This request did not carry the page's CSRF token, so nothing was changed.", "<p><a href=\"/ui\">Overview</a></p>")
+            }
+            return try await body(signedIn, form)
+        }
+    }
+
+    func notFound(_ signedIn: SignedIn) -> Response {
+        Layout.page("Not found", tab: nil, signedIn: signedIn, status: .notFound, error: "Nothing here (it may have been pruned).", "<p><a href=\"/ui\">Overview</a></p>")
+    }
+
+    // MARK: views
+
+    private func overview(_ signedIn: SignedIn) async throws -> Response {
+        let time = now()
+        let dayAgo = time.addingTimeInterval(-86400)
+        async let activity = store.sourceActivity(since: dayAgo)
+        async let endpointActivity = store.endpointActivity(since: dayAgo)
+        async let queue = store.queueCounts()
+        async let endpoints = store.endpoints()
+        async let circuits = store.openCircuits(now: time)
+        async let dead = store.runs(matching: RunQuery(statuses: [.dead], limit: 10))
+        async let recent = store.events(matching: EventQuery(limit: 10))
+        async let pollers = store.pollerStates()
+        return OverviewView.render(
+            self, signedIn: signedIn, now: time, activity: try await activity, endpointActivity: try await endpointActivity, queue: try await queue,
+            endpoints: try await endpoints, circuits: try await circuits, dead: try await dead, recent: try await recent, pollers: try await pollers
+        )
+    }
+
+    private func events(_ request: Request, _ signedIn: SignedIn) async throws -> Response {
+        let filter = ListFilter(query: request)
+        let found = try await store.events(matching: try filter.eventQuery(now: now()))
+        return EventsView.render(filter: filter, events: found, sources: sourceIDs, signedIn: signedIn)
+    }
+
+    var sourceIDs: [String] { configuration.sources.map(\.id) + configuration.pollers.map(\.id) + [Source.apiID, Source.noticesID] }
+
+    private func timeline(_ id: String, request: Request, signedIn: SignedIn) async throws -> Response {
+        guard let event = try await store.event(id: id) else { return notFound(signedIn) }
+        let runs = try await store.runs(eventID: id, limit: 1000)
+        var details: [TimelineView.RunDetail] = []
+        for run in runs {
+            let steps = run.endpoint == nil ? try await store.stepResults(runID: run.id) : []
+            let attempts = run.endpoint != nil ? try await store.attempts(runID: run.id) : []
+            details.append(.init(run: run, steps: steps, attempts: attempts, automation: configuration.automations.first { $0.id == run.automation }))
+        }
+        let notice = request.uri.queryParameters["notice"].map(String.init)
+        return TimelineView.render(event, runs: details, source: configuration.source(id: event.event.source), signedIn: signedIn, notice: notice)
+    }
+
+    private func runs(_ request: Request, deliveries: Bool, signedIn: SignedIn) async throws -> Response {
+        let filter = ListFilter(query: request)
+        let found = try await store.runs(matching: try filter.runQuery(deliveries: deliveries, now: now()))
+        return RunsView.render(filter: filter, runs: found, deliveries: deliveries, sources: sourceIDs, signedIn: signedIn, notice: request.uri.queryParameters["notice"].map(String.init))
+    }
+
+    // MARK: actions
+
+    private func replayRun(eventID: String, _ form: FormBody) async throws -> Response {
+        guard let runID = form["run"], let run = try await store.run(id: runID), run.eventID == eventID else {
+            return Layout.redirect("/ui/events/\(PercentEncoding.encode(eventID))?notice=" + PercentEncoding.encode("No such run."))
+        }
+        let fromStart = form["from"] == "start"
+        let count = try await store.replay(matching: .only(run), fromStart: fromStart || run.endpoint != nil, now: now())
+        let what = run.endpoint.map { "Delivery to \($0)" } ?? "Run of \(run.automation)"
+        let message = count > 0 ? "\(what) queued again\(run.endpoint == nil ? (fromStart ? " from the first step" : " from the step that failed") : "")." : "\(what) is \(run.status.rawValue); only dead or finished runs are replayed."
+        return Layout.redirect("/ui/events/\(PercentEncoding.encode(eventID))?notice=" + PercentEncoding.encode(message))
+    }
+
+    private func resend(eventID: String) async throws -> Response {
+        guard let stored = try await store.event(id: eventID) else { return Layout.redirect("/ui/events") }
+        var count = try await store.replay(matching: RunQuery(eventID: eventID, statuses: [.dead, .succeeded], deliveries: true, limit: Int.max), fromStart: true, now: now())
+        // Endpoints added since the event arrived get it too.
+        let planned = planner.directory.deliveries(for: stored.event)
+        if !planned.isEmpty { count += try await store.plan(planned, eventID: eventID, now: now()) }
+        let message = count > 0 ? "Sending to \(count) endpoint\(count == 1 ? "" : "s") again." : "No endpoint takes this event (or its deliveries are still under way)."
+        return Layout.redirect("/ui/events/\(PercentEncoding.encode(eventID))?notice=" + PercentEncoding.encode(message))
+    }
+
+    /// The most runs one bulk replay touches; a wider filter is narrowed first.
+    static let bulkLimit = 10_000
+
+    /// The runs a bulk replay of `filter` would touch: only dead (or, asked for, succeeded) ones, as
+    /// `replay` itself does; the cursor is ignored (the whole filter, not one page).
+    private func bulkQuery(_ filter: ListFilter, deliveries: Bool) throws -> RunQuery {
+        var filter = filter
+        filter.cursor = nil
+        var query = try filter.runQuery(deliveries: deliveries, now: now())
+        query.statuses = filter.status == .succeeded ? [.succeeded] : [.dead]
+        query.limit = Self.bulkLimit + 1
+        return query
+    }
+
+    /// A digest of the selected runs' ids: the POST replays only if the selection is still the one confirmed.
+    private static func digest(_ runs: [RunRecord]) -> String {
+        DashboardAuth.hash(runs.map(\.id).sorted().joined(separator: ","))
+    }
+
+    private func confirmBulk(_ filter: ListFilter, deliveries: Bool, signedIn: SignedIn, changed: Int?) async throws -> Response {
+        // `since`/`until` written as durations are fixed to times now, so the POST selects the same window.
+        var fixed = filter
+        let time = now()
+        if let since = try ListFilter.time(filter.since, now: time) { fixed.since = Timestamp.iso8601(since) }
+        if let until = try ListFilter.time(filter.until, now: time) { fixed.until = Timestamp.iso8601(until) }
+        let selected = try await store.runs(matching: try bulkQuery(fixed, deliveries: deliveries))
+        return RunsView.confirm(filter: fixed, count: selected.count, tooMany: selected.count > Self.bulkLimit, digest: Self.digest(selected), deliveries: deliveries, signedIn: signedIn, changedFrom: changed)
+    }
+
+    private func bulkReplay(_ form: FormBody, deliveries: Bool, signedIn: SignedIn) async throws -> Response {
+        let filter = ListFilter(form.dictionary)
+        let selected = try await store.runs(matching: try bulkQuery(filter, deliveries: deliveries))
+        guard selected.count <= Self.bulkLimit, let confirmed = form["digest"], confirmed == Self.digest(selected) else {
+            // The selection changed since the count was shown: show the new count instead of acting.
+            return try await confirmBulk(filter, deliveries: deliveries, signedIn: signedIn, changed: Int(form["count"] ?? ""))
+        }
+        var replayed = 0
+        let time = now()
+        for run in selected {
+            // Deliveries are sent whole again; automation runs resume at the step that failed.
+            replayed += try await store.replay(matching: .only(run), fromStart: deliveries, now: time)
+        }
+        let base = deliveries ? "/ui/deliveries" : "/ui/runs"
+        var shown = filter
+        shown.status = nil
+        let noun = deliveries ? "deliveries" : "runs"
+        return Layout.redirect(base + Format.query(shown.pairs() + [("notice", "\(replayed) \(noun) replayed.")]))
+    }
+
+    private func sendSample(_ sourceID: String, signedIn: SignedIn) async throws -> Response {
+        guard let source = configuration.source(id: sourceID) else { return notFound(signedIn) }
+        let sample = SampleRequest.make(for: source, signedURL: hookURL(source.id), now: now())
+        var request = HTTPClientRequest(url: localBaseURL + "/hooks/" + PercentEncoding.encode(source.id))
+        request.method = .POST
+        for header in sample.headers { request.headers.replaceOrAdd(name: header.name, value: header.value) }
+        request.headers.replaceOrAdd(name: "User-Agent", value: "doorbell-dashboard")
+        request.body = .bytes(sample.body)
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(15))
+            let reply = String(buffer: try await response.body.collect(upTo: 64 * 1024))
+            if (200..<300).contains(response.status.code),
+               let object = try? JSONSerialization.jsonObject(with: Data(reply.utf8)) as? [String: Any], let id = object["id"] as? String {
+                let message = "Sample \(sample.fixture) sent to /hooks/\(source.id): \(response.status.code), stored as this event."
+                return Layout.redirect("/ui/events/\(PercentEncoding.encode(id))?notice=" + PercentEncoding.encode(message))
+            }
+            return SetupView.render(self, signedIn: signedIn, notice: nil, error: "The sample was refused: \(response.status.code) \(Format.excerpt(reply, 300))")
+        } catch {
+            return SetupView.render(self, signedIn: signedIn, notice: nil, error: "Could not reach \(localBaseURL): \(error)")
+        }
+    }
+
+    private func endpointsPage(_ signedIn: SignedIn, notice: String?, secret: (String, String)? = nil) async throws -> Response {
+        let time = now()
+        async let endpoints = store.endpoints()
+        async let circuits = store.openCircuits(now: time)
+        async let activity = store.endpointActivity(since: time.addingTimeInterval(-86400))
+        return EndpointsView.list(try await endpoints, circuits: try await circuits, activity: try await activity, signedIn: signedIn, notice: notice, secret: secret)
+    }
+
+    private func saveEndpoint(_ id: String?, _ form: FormBody, signedIn: SignedIn) async throws -> Response {
+        var endpoint: Endpoint
+        if let id {
+            guard let existing = try await store.endpoint(id: id) else { return notFound(signedIn) }
+            guard !existing.fromConfig else { return EndpointsView.form(existing, signedIn: signedIn, error: "This endpoint is declared in doorbell.yml; change it there.") }
+            endpoint = existing
+        } else {
+            let given = (form["id"] ?? "").trimmingCharacters(in: .whitespaces)
+            endpoint = Endpoint(id: given.isEmpty ? "ep_" + EventID.generate(prefix: "").suffix(10).lowercased() : given, url: "")
+        }
+        endpoint.url = (form["url"] ?? "").trimmingCharacters(in: .whitespaces)
+        endpoint.events = (form["events"] ?? "").split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\n" || $0 == "\r" }).map(String.init)
+        let description = (form["description"] ?? "").trimmingCharacters(in: .whitespaces)
+        endpoint.description = description.isEmpty ? nil : description
+        let rate = (form["rate_limit"] ?? "").trimmingCharacters(in: .whitespaces)
+        if rate.isEmpty { endpoint.rateLimit = nil } else {
+            guard let limit = RateLimit(rate) else { return EndpointsView.form(endpoint, signedIn: signedIn, error: "rate_limit: deliveries per time such as 10/s or 600/m", creating: id == nil) }
+            endpoint.rateLimit = limit
+        }
+        if id == nil, try await store.endpoint(id: endpoint.id) != nil {
+            return EndpointsView.form(endpoint, signedIn: signedIn, error: "An endpoint '\(endpoint.id)' exists.", creating: true)
+        }
+        var secret: (String, String)?
+        if endpoint.secrets.isEmpty {
+            endpoint.secrets = [EndpointSecret.generate()]
+            secret = (endpoint.id, endpoint.secrets[0].secret)
+        }
+        if let problem = endpoint.problems().first {
+            return EndpointsView.form(endpoint, signedIn: signedIn, error: "\(problem.field): \(problem.message)", creating: id == nil)
+        }
+        try await store.saveEndpoint(endpoint, now: now())
+        try await planner.directory.reload(from: store)
+        return try await endpointsPage(signedIn, notice: id == nil ? "Endpoint \(endpoint.id) added." : "Endpoint \(endpoint.id) saved.", secret: secret)
+    }
+
+    private func endpointAction(_ id: String, _ action: String, signedIn: SignedIn) async throws -> Response {
+        guard let endpoint = try await store.endpoint(id: id) else { return notFound(signedIn) }
+        switch action {
+        case "enable", "disable":
+            let enable = action == "enable"
+            _ = try await store.setEndpoint(id: id, enabled: enable, reason: enable ? nil : "disabled in the dashboard", now: now())
+            try await planner.directory.reload(from: store)
+            return try await endpointsPage(signedIn, notice: "Endpoint \(id) \(enable ? "enabled" : "disabled").")
+        case "rotate":
+            let secret = EndpointSecret.generate()
+            guard try await store.rotateSecret(endpointID: id, to: secret, overlap: configuration.outbound.rotationOverlap, now: now()) != nil else { return notFound(signedIn) }
+            try await planner.directory.reload(from: store)
+            let hours = Int(configuration.outbound.rotationOverlap / 3600)
+            return try await endpointsPage(signedIn, notice: "Secret of \(id) rotated; the previous one keeps signing for \(hours) h.", secret: (id, secret.secret))
+        case "test":
+            let body = try JSONSerialization.data(withJSONObject: ["endpoint": id, "message": "a test event sent from the Doorbell dashboard", "sent_at": Timestamp.iso8601(now())], options: [.sortedKeys])
+            var event = NewEvent(source: Source.apiID, type: "doorbell.test", providerID: nil, receivedAt: now(), headers: [Header(name: "content-type", value: "application/json")], body: [UInt8](body))
+            // Only this endpoint: not planned through the automations and subscriptions.
+            event.automations = [PlannedRun.delivery(to: endpoint.id, paused: !endpoint.enabled)]
+            let outcome = try await store.ingest(event)
+            let message = "Test event sent to \(id)\(endpoint.enabled ? "" : " (the endpoint is disabled: the delivery waits until it is enabled)")."
+            return Layout.redirect("/ui/events/\(PercentEncoding.encode(outcome.id))?notice=" + PercentEncoding.encode(message))
+        default:
+            return notFound(signedIn)
+        }
+    }
+}
+
+/// The port the server listens on, once it does.
+final class BoundPort: Sendable {
+    let value = Mutex<Int?>(nil)
+}

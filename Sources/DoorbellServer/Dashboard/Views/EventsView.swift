@@ -1,0 +1,23 @@
+import DoorbellCore
+import Hummingbird
+
+/// `/ui/events`: filtered, newest first, a page at a time (the cursor is the last event's sequence).
+enum EventsView {
+    static func render(filter: ListFilter, events: [StoredEvent], sources: [String], signedIn: SignedIn) -> Response {
+        let rows = events.map { stored -> HTML in
+            """
+            <tr data-event-id="\(stored.event.id)"><td>\(Format.time(stored.event.receivedAt))</td><td>\(stored.event.source)</td><td>\(stored.event.type)</td>
+            <td><a href="/ui/events/\(PercentEncoding.encode(stored.event.id))">\(stored.event.id)</a></td></tr>
+            """
+        }
+        let older: HTML = events.count == filter.limit ? "<a href=\"/ui/events\(Format.query(filter.pairs(cursor: String(events.last!.sequence))))\">Older events →</a>" : .empty
+        let content: HTML = """
+        <h1>Events</h1>
+        \(filter.form(action: "/ui/events", sources: sources, showStatus: true, showEndpoint: false))
+        <section class="card"><table><thead><tr><th>received</th><th>source</th><th>type</th><th>event</th></tr></thead>
+        <tbody\(HTML.when(filter == ListFilter(), " id=\"live-events\""))>\(rows.isEmpty ? HTML("<tr id=\"no-events\"><td colspan=\"4\" class=\"muted\">No events match.</td></tr>") : HTML.empty)\(rows)</tbody></table>
+        <p class="pager">\(HTML.when(filter.cursor != nil, "<a href=\"/ui/events\(Format.query(filter.pairs()))\">← Newest</a> ")) \(older)</p></section>
+        """
+        return Layout.page("Events", tab: .events, signedIn: signedIn, content)
+    }
+}
