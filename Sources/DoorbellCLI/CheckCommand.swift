@@ -34,6 +34,12 @@ struct CheckCommand: AsyncParsableCommand {
             let secret = endpoint.secrets.isEmpty ? "secret generated on first start" : "\(endpoint.secrets.count) secret(s)"
             print("    \(endpoint.id)  \(RedactedURL(endpoint.url))  events \(endpoint.events.joined(separator: ",")), \(secret)\(endpoint.enabled ? "" : ", disabled")")
         }
+        if !configuration.pollers.isEmpty {
+            print("  pollers: \(configuration.pollers.count)")
+            for poller in configuration.pollers {
+                print("    \(poller.id)  \(poller.schedule)  \(RedactedURL(poller.request.url))  emits \(poller.emit)\(poller.emitChanged.map { ", " + $0 } ?? "")")
+            }
+        }
         let allowed = configuration.outbound.addressPolicy.allowPrivate
         print("  outbound: timeout \(configuration.outbound.timeout) s, private addresses \(allowed.isEmpty ? "refused" : "allowed in " + allowed.map(\.description).joined(separator: ", "))")
         print("  retention: \(describe(configuration.retention))")

@@ -34,10 +34,10 @@ struct PollersCommand: AsyncParsableCommand {
                 print("no pollers in the config")
                 return
             }
-            print(["ID".padding(20), "SCHEDULE".padding(28), "LAST SUCCESS".padding(22), "NEXT POLL".padding(22), "ITEMS".padding(8), "STATUS"].joined(separator: " "))
+            print(["ID".padding(20), "SCHEDULE".padding(28), "LAST SUCCESS".padding(25), "NEXT POLL".padding(25), "ITEMS".padding(8), "STATUS"].joined(separator: " "))
             for row in rows {
                 let status = row.failing ? "failing: \(row.lastError ?? "")" : (row.lastError.map { "last poll failed: \($0)" } ?? "ok")
-                print([row.id.padding(20), row.schedule.padding(28), (row.lastSuccessAt ?? "-").padding(22), (row.nextPollAt ?? "-").padding(22), String(row.itemsSeen).padding(8), status].joined(separator: " "))
+                print([row.id.padding(20), row.schedule.padding(28), (row.lastSuccessAt ?? "-").padding(25), (row.nextPollAt ?? "-").padding(25), String(row.itemsSeen).padding(8), status].joined(separator: " "))
             }
         }
     }
