@@ -15,6 +15,8 @@ struct ListFilter: Sendable, Equatable {
     var endpoint: String?
     var cursor: String?
     var limit = 50
+    /// A value that could not be read; the query methods throw it rather than ignore it.
+    var problem: String?
 
     init() {}
 
@@ -26,12 +28,17 @@ struct ListFilter: Sendable, Equatable {
         source = value("source")
         type = value("type")
         status = value("status").flatMap(RunStatus.init(rawValue:))
+        if let text = value("status"), status == nil {
+            problem = "status: unknown '\(text)'; expected \(RunStatus.allCases.map(\.rawValue).joined(separator: ", "))"
+        }
         since = value("since")
         until = value("until")
         q = value("q")
         endpoint = value("endpoint")
         cursor = value("cursor")
-        if let text = value("limit"), let number = Int(text) { limit = min(max(number, 1), 200) }
+        if let text = value("limit") {
+            if let number = Int(text), (1...200).contains(number) { limit = number } else { problem = "limit: a whole number from 1 to 200, found '\(text)'" }
+        }
     }
 
     init(query request: Request) {
@@ -49,6 +56,7 @@ struct ListFilter: Sendable, Equatable {
     }
 
     func eventQuery(now: Date) throws -> EventQuery {
+        if let problem { throw FilterError(message: problem) }
         var query = EventQuery(source: source, type: type, statuses: status.map { [$0] } ?? [], since: try Self.time(since, now: now), until: try Self.time(until, now: now), bodyContains: q, limit: limit)
         if let cursor {
             guard let sequence = Int64(cursor) else { throw FilterError(message: "cursor: not one this dashboard made") }
@@ -58,6 +66,7 @@ struct ListFilter: Sendable, Equatable {
     }
 
     func runQuery(deliveries: Bool, now: Date) throws -> RunQuery {
+        if let problem { throw FilterError(message: problem) }
         var query = RunQuery(source: source, type: type, statuses: status.map { [$0] } ?? [], since: try Self.time(since, now: now), until: try Self.time(until, now: now), endpoint: deliveries ? endpoint : nil, deliveries: deliveries, limit: limit)
         query.bodyContains = q
         if let cursor {

@@ -105,6 +105,14 @@ try:
     if not driver.current_url.startswith(BASE + "/ui/sign-in"):
         fail(f"unauthenticated /ui/events went to {driver.current_url}, not the sign-in page")
     shot("sign-in")
+    with urllib.request.urlopen(BASE + "/ui/sign-in", timeout=10) as page:
+        headers = page.headers
+    policy = headers.get("Content-Security-Policy", "")
+    for part in ["default-src 'self'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"]:
+        if part not in policy:
+            fail(f"Content-Security-Policy lacks {part}: {policy!r}")
+    if "unsafe-inline" in policy or headers.get("X-Content-Type-Options") != "nosniff" or headers.get("Referrer-Policy") != "no-referrer":
+        fail(f"security headers: {dict(headers)}")
     driver.find_element(By.ID, "secret").send_keys("not-the-token-at-all")
     driver.find_element(By.ID, "sign-in").click()
     if "not an API token" not in text():
@@ -115,7 +123,11 @@ try:
     cookie = driver.get_cookie("doorbell_session")
     if not cookie or not cookie.get("httpOnly") or cookie.get("sameSite") != "Strict":
         fail(f"session cookie not HttpOnly/SameSite=Strict: {cookie}")
-    ok("sign in with an API token (wrong token refused; cookie HttpOnly, SameSite=Strict)")
+    driver.get(BASE + "/ui/events?status=bogus")
+    if "status: unknown 'bogus'" not in text():
+        fail("a bad filter value was not reported")
+    ok("sign in with an API token (wrong token refused; cookie HttpOnly, SameSite=Strict; strict CSP, nosniff, no-referrer); a bad filter is reported")
+    driver.get(BASE + "/ui")
 
     # 2. `doorbell trigger` (the real CLI) → the event appears on the open overview without a reload.
     wait_for("the live connection", lambda: driver.find_element(By.ID, "live").text == "live")
@@ -214,9 +226,20 @@ try:
     if driver.find_elements(By.ID, "new-secret") or secret in text():
         fail("the secret is shown again")
     shot("endpoints")
+    driver.find_element(By.CSS_SELECTOR, 'tr[data-endpoint-id="crm"] a[href$="/edit"]').click()
+    description = driver.find_element(By.NAME, "description")
+    description.clear()
+    description.send_keys("CRM <b>sync</b>")
+    driver.find_element(By.ID, "save-endpoint").click()
+    wait_for("the saved endpoint", lambda: "Endpoint crm saved." in text() and "CRM <b>sync</b>" in text())
+    driver.find_element(By.CSS_SELECTOR, 'tr[data-endpoint-id="crm"] form[action$="/disable"] button').click()
+    driver.switch_to.alert.accept()  # the confirmation app.js asks for
+    wait_for("the disabled endpoint", lambda: "Endpoint crm disabled." in text())
+    driver.find_element(By.CSS_SELECTOR, 'tr[data-endpoint-id="crm"] form[action$="/enable"] button').click()
+    wait_for("the enabled endpoint", lambda: "Endpoint crm enabled." in text())
     driver.find_element(By.CSS_SELECTOR, 'tr[data-endpoint-id="crm"] form[action$="/test"] button').click()
     wait_for("the test event's timeline", lambda: "Test event sent to crm" in text() and driver.find_elements(By.CSS_SELECTOR, "section.delivery"))
-    ok("endpoints: added (secret shown once), test event sent and its delivery shown")
+    ok("endpoints: added (secret shown once), edited, disabled after a confirmation, enabled, test event sent and its delivery shown")
 
     # 8. Set-up: the URL to register and a sample sent through the real ingest path.
     driver.get(f"{BASE}/ui/setup")
