@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        // Already under swift-prometheus; named so the worker can count through an injected factory.
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         /// Vocabulary types (Source, Event, ...) and pure helpers. No I/O.
@@ -72,6 +74,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 // `exec` steps: process groups, an explicit environment, SIGTERM→SIGKILL teardown, no leaked descriptors.
                 .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         /// The HTTP application: ingest, health, lifecycle.
@@ -85,6 +88,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 // The dashboard's set-up page sends sample events through this server's own /hooks.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

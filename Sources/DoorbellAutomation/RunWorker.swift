@@ -30,6 +30,8 @@ public final class RunWorker: Service, Sendable {
     private let inFlight = Mutex(0)
     /// The claims in flight; asked before every step and every write (see `HeldLeases`).
     private let held = Mutex(HeldLeases())
+    /// Runs, steps and delivery attempts counted for `/metrics`.
+    private let metrics: WorkMetrics
     /// The fallback poll: at this interval the worker looks at the queue and reloads endpoints
     /// even without a wake-up, for changes made by other processes (the `doorbell` CLI), which the
     /// SQLite store's in-process channel cannot carry. PostgreSQL will carry them by LISTEN/NOTIFY.
@@ -37,8 +39,9 @@ public final class RunWorker: Service, Sendable {
 
     public init(
         store: any Store, planner: EventPlanner, filesDirectory: String, logger: Logger, concurrency: Int = 64, lease: Double = 60,
-        outbound: OutboundSettings = .init(), retry: RetryPolicy = .default, now: @escaping @Sendable () -> Date = { Date() }
+        outbound: OutboundSettings = .init(), retry: RetryPolicy = .default, metrics: WorkMetrics = .none, now: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.metrics = metrics
         self.store = store
         self.automations = Dictionary(planner.matcher.automations.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let http = OutboundHTTP(policy: outbound.addressPolicy, concurrency: concurrency)
@@ -58,7 +61,7 @@ public final class RunWorker: Service, Sendable {
             planner: planner, maxChainDepth: 8
         )
         self.deliverer = Deliverer(
-            store: store, http: http, directory: planner.directory, settings: outbound, retry: retry, logger: logger, now: now,
+            store: store, http: http, directory: planner.directory, settings: outbound, retry: retry, logger: logger, now: now, metrics: metrics,
             publish: { event in _ = try await storeEmitted(planner.plan(event)) }
         )
     }
@@ -224,7 +227,9 @@ public final class RunWorker: Service, Sendable {
             extra.merging(["run": "\(record.id)", "automation": "\(record.automation)"]) { first, _ in first }
         }
         func bury(_ reason: String) async {
-            _ = await settle(record.id) { try await store.failStep(runID: record.id, attempt: record.attempt, error: reason, dueAt: nil, lease: lease) }
+            if await settle(record.id, { try await store.failStep(runID: record.id, attempt: record.attempt, error: reason, dueAt: nil, lease: lease) }) {
+                metrics.run(record.automation, .dead)
+            }
         }
         guard let automation = automations[record.automation] else {
             return await bury("automation '\(record.automation)' is no longer configured")
@@ -238,6 +243,7 @@ public final class RunWorker: Service, Sendable {
             for (stepID, json) in record.nextStep == 0 ? [:] : try await store.stepOutputs(runID: record.id) {
                 outputs[stepID] = (try? JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])) ?? [:]
             }
+            if record.nextStep == 0 && record.attempt == 0 { metrics.run(record.automation, .started) }
             var progress = RunProgress(status: .running, nextStep: record.nextStep, attempt: record.attempt)
             // The body is parsed once per run; only `steps` changes from one step to the next.
             var context = EventContext.make(stored.event)
@@ -250,12 +256,14 @@ public final class RunWorker: Service, Sendable {
                 // Only the step itself can fail the step: what storing its result does is the
                 // write's business (`settle`), never a failed attempt.
                 let result: Result<(output: Any, json: String), any Error>
+                let started = ContinuousClock.now
                 do {
                     let output = try await executor.run(step, input)
                     result = .success((output, try JSONText.string(output)))
                 } catch {
                     result = .failure(error)
                 }
+                metrics.step(kind: step.action.kind, took: ContinuousClock.now - started)
                 switch result {
                 case .success(let done):
                     outputs[step.id] = done.output
@@ -267,6 +275,7 @@ public final class RunWorker: Service, Sendable {
                     }) else { return }
                     // Applied under our claim, which it extended: the lease holds until then.
                     held.withLock { $0.extended(record.id, lease: lease, until: leaseUntil) }
+                    if finished { metrics.run(record.automation, .succeeded) }
                     logger.debug("step succeeded", metadata: runMetadata(["step": "\(step.id)"]))
                 case .failure(let error):
                     let failure = error as? StepFailure ?? StepFailure("\(error)", retryable: true)
@@ -275,18 +284,24 @@ public final class RunWorker: Service, Sendable {
                     case .retry(let after):
                         logger.warning("step failed; will retry", metadata: runMetadata(["step": "\(step.id)", "in": "\(after) s", "error": "\(failure)"]))
                         let attempt = progress.attempt, lastError = progress.lastError ?? ""
-                        _ = await settle(record.id) { try await store.failStep(runID: record.id, attempt: attempt, error: lastError, dueAt: now().addingTimeInterval(after), lease: lease) }
+                        if await settle(record.id, { try await store.failStep(runID: record.id, attempt: attempt, error: lastError, dueAt: now().addingTimeInterval(after), lease: lease) }) {
+                            metrics.run(record.automation, .failed)
+                        }
                     case .dead(let reason):
                         logger.error("run dead", metadata: runMetadata(["step": "\(step.id)", "error": "\(reason)"]))
                         let attempt = progress.attempt
-                        _ = await settle(record.id) { try await store.failStep(runID: record.id, attempt: attempt, error: reason, dueAt: nil, lease: lease) }
+                        if await settle(record.id, { try await store.failStep(runID: record.id, attempt: attempt, error: reason, dueAt: nil, lease: lease) }) {
+                            metrics.run(record.automation, .dead)
+                        }
                     case .runStep, .finished:
                         break
                     }
                 }
             }
             if action == .finished && automation.steps.isEmpty {
-                _ = await settle(record.id) { try await store.completeStep(runID: record.id, stepID: "-", position: -1, output: "{}", finished: true, lease: lease, leaseUntil: now()) }
+                if await settle(record.id, { try await store.completeStep(runID: record.id, stepID: "-", position: -1, output: "{}", finished: true, lease: lease, leaseUntil: now()) }) {
+                    metrics.run(record.automation, .succeeded)
+                }
             }
         } catch {
             // Reading the run's event or outputs failed: the lease expires and the run is claimed

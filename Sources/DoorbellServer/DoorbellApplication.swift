@@ -25,13 +25,17 @@ public enum DoorbellApplication {
     ) async throws -> some ApplicationProtocol {
         let router = Router(context: DoorbellRequestContext.self)
         let metrics = IngestMetrics(sources: configuration.sources)
+        // Before any route: Hummingbird builds each route's middleware chain when the route is added.
+        let serverMetrics = ServerMetrics(registry: metrics.registry)
+        router.add(middleware: serverMetrics.http)
+        store.commitObserver?.observe(serverMetrics.commit)
         try await store.syncConfigured(configuration.endpoints, overlap: configuration.outbound.rotationOverlap, now: now())
         let directory = EndpointDirectory(try await store.endpoints())
         let planner = EventPlanner(automations: configuration.automations, directory: directory, sources: configuration.sources)
         let worker = RunWorker(
             store: store, planner: planner, filesDirectory: configuration.filesDirectory, logger: logger,
             concurrency: configuration.worker.concurrency, lease: configuration.worker.lease,
-            outbound: configuration.outbound, retry: configuration.retry, now: now
+            outbound: configuration.outbound, retry: configuration.retry, metrics: serverMetrics.work, now: now
         )
         let retention = RetentionService(store: store, policy: configuration.retention, logger: logger, now: now)
         let pollers = PollerService.make(configuration: configuration, store: store, planner: planner, logger: logger, now: now)
@@ -50,6 +54,7 @@ public enum DoorbellApplication {
         let listening = store.readinessNotes["wake_ups"].map { _ in metrics.registry.makeGauge(name: "doorbell_wakeups_listening") }
         router.get("/metrics") { _, _ in
             listening?.set(store.readinessNotes["wake_ups"] == "listening" ? 1.0 : 0.0)
+            await serverMetrics.refreshQueue(store, now: now())
             // The database's size, read when scraped (a stat and two pragmas).
             if let size = try? await store.storageSize() {
                 databaseBytes.0.set(Double(size.fileBytes))
@@ -62,6 +67,9 @@ public enum DoorbellApplication {
                 headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(bytes: metrics.text()))
             )
+        }
+        for route in OpenAPI.undocumented(router.routes.map { "\($0.method) \($0.path)" }) {
+            logger.warning("\(route) is not in the OpenAPI document (Sources/DoorbellServer/OpenAPI.swift)")
         }
         let server = configuration.server
         let limits = ConnectionLimits(server, logger: logger)

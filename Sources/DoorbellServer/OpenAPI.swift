@@ -2246,7 +2246,7 @@ public enum OpenAPI {
           "type": {
             "type": "string",
             "minLength": 1,
-            "maxLength": 50,
+            "maxLength": 200,
             "pattern": "^[^\\u0000-\\u001f\\u007f]+$",
             "description": "1 to 200 bytes of UTF-8, no control characters"
           },
@@ -2260,7 +2260,7 @@ public enum OpenAPI {
           "idempotency_key": {
             "type": "string",
             "minLength": 1,
-            "maxLength": 100,
+            "maxLength": 500,
             "pattern": "^[^\\u0000-\\u001f\\u007f]+$",
             "description": "The same key twice stores one event (at most 500 bytes)"
           }
@@ -2458,28 +2458,36 @@ public enum OpenAPI {
         "additionalProperties": false,
         "properties": {
           "source": {
-            "type": "string"
+            "type": "string",
+            "maxLength": 400
           },
           "type": {
-            "type": "string"
+            "type": "string",
+            "maxLength": 400
           },
           "status": {
-            "type": "string"
+            "type": "string",
+            "pattern": "^(pending|running|waiting_retry|succeeded|dead|paused)(,(pending|running|waiting_retry|succeeded|dead|paused))*$"
           },
           "since": {
-            "type": "string"
+            "type": "string",
+            "format": "date-time"
           },
           "until": {
-            "type": "string"
+            "type": "string",
+            "format": "date-time"
           },
           "q": {
-            "type": "string"
+            "type": "string",
+            "maxLength": 1000
           },
           "automation": {
-            "type": "string"
+            "type": "string",
+            "maxLength": 400
           },
           "event": {
-            "type": "string"
+            "type": "string",
+            "maxLength": 400
           },
           "from_start": {
             "type": "boolean",
@@ -2634,28 +2642,36 @@ public enum OpenAPI {
         "additionalProperties": false,
         "properties": {
           "source": {
-            "type": "string"
+            "type": "string",
+            "maxLength": 400
           },
           "type": {
-            "type": "string"
+            "type": "string",
+            "maxLength": 400
           },
           "status": {
-            "type": "string"
+            "type": "string",
+            "pattern": "^(pending|running|waiting_retry|succeeded|dead|paused)(,(pending|running|waiting_retry|succeeded|dead|paused))*$"
           },
           "since": {
-            "type": "string"
+            "type": "string",
+            "format": "date-time"
           },
           "until": {
-            "type": "string"
+            "type": "string",
+            "format": "date-time"
           },
           "q": {
-            "type": "string"
+            "type": "string",
+            "maxLength": 1000
           },
           "endpoint": {
-            "type": "string"
+            "type": "string",
+            "maxLength": 400
           },
           "event": {
-            "type": "string"
+            "type": "string",
+            "maxLength": 400
           },
           "dry_run": {
             "type": "boolean",

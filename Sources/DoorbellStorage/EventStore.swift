@@ -35,10 +35,13 @@ public protocol EventStore: Service {
     /// How the store is doing beyond ready or not, for `/readyz` (e.g. PostgreSQL's `wake_ups`:
     /// listening, or polling while its LISTEN connection is down). Safe to show anyone.
     var readinessNotes: [String: String] { get }
+    /// Told each group commit's size and time, for metrics; nil for a store without group commit.
+    var commitObserver: CommitObserver? { get }
 }
 
 extension EventStore {
     public var readinessNotes: [String: String] { [:] }
+    public var commitObserver: CommitObserver? { nil }
 }
 
 /// Everything the server needs from one backend: events, the run queue, endpoints and attempts,

@@ -24,6 +24,8 @@ final class GroupCommit<Item: Sendable, Output: Sendable>: Sendable {
     private let state = Mutex(State())
     private let commit: Commit
     private let maxBatch: Int
+    /// Told each batch's size and commit time (for `/metrics`).
+    let observer = CommitObserver()
 
     init(maxBatch: Int = 512, commit: @escaping Commit) {
         self.maxBatch = maxBatch
@@ -71,6 +73,8 @@ final class GroupCommit<Item: Sendable, Output: Sendable>: Sendable {
                 return batch
             }
             if batch.isEmpty { return }
+            let started = ContinuousClock.now
+            defer { observer.record(batch.count, ContinuousClock.now - started) }
             do {
                 let outputs = try await commit(batch.map(\.item))
                 precondition(outputs.count == batch.count, "a commit must return one output per item")
@@ -79,5 +83,21 @@ final class GroupCommit<Item: Sendable, Output: Sendable>: Sendable {
                 for waiter in batch { waiter.continuation.resume(throwing: error) }
             }
         }
+    }
+}
+
+/// Hears of each group commit: how many items it carried and how long it took. The server sets the
+/// handler once (its metrics); until then, and in commands, nothing is recorded.
+public final class CommitObserver: Sendable {
+    private let handler = Mutex<(@Sendable (Int, Duration) -> Void)?>(nil)
+
+    public init() {}
+
+    public func observe(_ handler: @escaping @Sendable (Int, Duration) -> Void) {
+        self.handler.withLock { $0 = handler }
+    }
+
+    func record(_ items: Int, _ duration: Duration) {
+        handler.withLock { $0 }?(items, duration)
     }
 }

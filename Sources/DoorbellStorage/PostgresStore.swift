@@ -221,6 +221,8 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
         return count
     }
 
+    public var commitObserver: CommitObserver? { writes.observer }
+
     public func event(id: String) async throws -> StoredEvent? {
         // Only a young event from the cache: another node's retention may have pruned an old one,
         // and only the pruning node forgets it.

@@ -269,6 +269,8 @@ public final class SQLiteEventStore: EventStore, RunStore {
         return db.changesCount > 0
     }
 
+    public var commitObserver: CommitObserver? { writes.observer }
+
     public func event(id: String) async throws -> StoredEvent? {
         if let event = recent.withLock({ $0.events[id] }) { return event }
         return try await pool.read { db in

@@ -22,8 +22,10 @@ final class Deliverer: Sendable {
     private let now: @Sendable () -> Date
     /// Stores Doorbell's own notices (`endpoint.disabled`) with their runs and deliveries.
     private let publish: @Sendable (NewEvent) async throws -> Void
+    private let metrics: WorkMetrics
 
-    init(store: any DoorbellStore, http: OutboundHTTP, directory: EndpointDirectory, settings: OutboundSettings, retry: RetryPolicy, logger: Logger, now: @escaping @Sendable () -> Date, publish: @escaping @Sendable (NewEvent) async throws -> Void) {
+    init(store: any DoorbellStore, http: OutboundHTTP, directory: EndpointDirectory, settings: OutboundSettings, retry: RetryPolicy, logger: Logger, now: @escaping @Sendable () -> Date, metrics: WorkMetrics = .none, publish: @escaping @Sendable (NewEvent) async throws -> Void) {
+        self.metrics = metrics
         self.store = store
         self.http = http
         self.directory = directory
@@ -133,6 +135,7 @@ final class Deliverer: Sendable {
             }
         }
         let latency = Int(now().timeIntervalSince(start) * 1000)
+        metrics.attempt(endpoint: endpointID, status: result.status, took: .milliseconds(latency))
         var attempt = AttemptRecord(runID: record.id, endpoint: endpointID, startedAt: start, status: result.status, latencyMillis: latency, response: result.excerpt, error: result.error)
         let failures = record.attempt + 1
         let outcome: AttemptOutcome

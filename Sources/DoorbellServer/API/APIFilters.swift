@@ -10,9 +10,10 @@ struct APIFilters {
     /// The most rows one list answers; `?limit=` asks for fewer.
     static let maxPage = 500
     static let defaultPage = 50
-    /// `q` is compared byte for byte in the store; a longer text is refused rather than scanned for.
+    /// `q` is compared byte for byte in the store; a longer text (in characters) is refused rather than scanned for.
     static let maxQueryText = 1000
-    /// The longest source, type, automation, event or endpoint id a filter accepts.
+    /// The longest source, type, automation, event or endpoint id a filter accepts, in characters
+    /// (as JSON Schema's maxLength counts).
     static let maxName = 400
 
     let parameters: [String: String]
@@ -38,18 +39,17 @@ struct APIFilters {
         }
     }
 
-    /// An exact name (source, type, …): any text but NUL, up to `maxName` bytes; empty means no filter.
+    /// An exact name (source, type, …), up to `maxName` characters; empty means no filter.
     func name(_ key: String) throws -> String? {
         guard let text = parameters[key], !text.isEmpty else { return nil }
-        guard !text.contains("\u{0}") else { throw APIError.field(key, "must not contain NUL") }
-        guard text.utf8.count <= Self.maxName else { throw APIError.field(key, "at most \(Self.maxName) bytes") }
+        guard text.unicodeScalars.count <= Self.maxName else { throw APIError.field(key, "at most \(Self.maxName) characters") }
         return text
     }
 
     /// `status`: one or more run statuses, comma-separated.
     var statuses: [RunStatus] {
         get throws {
-            guard let text = parameters["status"], !text.isEmpty else { return [] }
+            guard let text = parameters["status"] else { return [] }
             return try text.split(separator: ",", omittingEmptySubsequences: false).map { part in
                 guard let status = RunStatus(rawValue: String(part)) else {
                     throw APIError.field("status", "unknown '\(part.prefix(40))'; expected \(RunStatus.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -61,7 +61,7 @@ struct APIFilters {
 
     /// `since` / `until`: an ISO 8601 time (`2026-12-01T00:00:00Z`, fractional seconds allowed).
     func time(_ key: String) throws -> Date? {
-        guard let text = parameters[key], !text.isEmpty else { return nil }
+        guard let text = parameters[key] else { return nil }
         guard let date = Timestamp.parse(text) else { throw APIError.field(key, "expected an ISO 8601 time such as 2026-12-01T00:00:00Z, found '\(text.prefix(40))'") }
         return date
     }
@@ -70,7 +70,7 @@ struct APIFilters {
     var text: String? {
         get throws {
             guard let text = parameters["q"], !text.isEmpty else { return nil }
-            guard text.utf8.count <= Self.maxQueryText else { throw APIError.field("q", "at most \(Self.maxQueryText) bytes") }
+            guard text.unicodeScalars.count <= Self.maxQueryText else { throw APIError.field("q", "at most \(Self.maxQueryText) characters") }
             return text
         }
     }
@@ -83,7 +83,7 @@ struct APIFilters {
                 source: try name("source"), type: try name("type"), statuses: try statuses, since: try time("since"), until: try time("until"),
                 bodyContains: try text, limit: try limit
             )
-            if let text = parameters["cursor"], !text.isEmpty {
+            if let text = parameters["cursor"] {
                 guard let sequence = Int64(text), sequence > 0 else { throw APIError.field("cursor", "not a cursor from this list: '\(text.prefix(40))'") }
                 query.beforeSequence = sequence
             }
@@ -99,7 +99,7 @@ struct APIFilters {
             endpoint: deliveries ? try name("endpoint") : nil, deliveries: deliveries, limit: try limit
         )
         query.bodyContains = try text
-        if let text = parameters["cursor"], !text.isEmpty {
+        if let text = parameters["cursor"] {
             guard let cursor = RunCursor(text) else { throw APIError.field("cursor", "not a cursor from this list: '\(text.prefix(40))'") }
             query.after = cursor
         }
