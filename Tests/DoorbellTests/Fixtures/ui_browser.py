@@ -52,10 +52,10 @@ def wait_for(what, predicate, seconds=20.0):
     fail(f"timed out after {seconds} s waiting for {what} (last error: {last})")
 
 
-def trigger(fixture):
+def trigger(fixture, base=BASE):
     """`doorbell trigger` with the real CLI binary; returns the new event's id."""
     result = subprocess.run(
-        [settings["doorbell"], "trigger", *fixture.split(" "), "--config", settings["config"], "--url", f"{BASE}/hooks/stripe"],
+        [settings["doorbell"], "trigger", *fixture.split(" "), "--config", settings["config"], "--url", f"{base}/hooks/stripe"],
         capture_output=True, text=True, timeout=60,
     )
     if result.returncode != 0:
@@ -141,6 +141,22 @@ try:
         fail("the page was reloaded")
     ok(f"doorbell trigger: event {event_id} and its failure appeared live, without a reload")
 
+    # 2b. Several nodes (PostgreSQL): an event stored by the other node appears live here too, and
+    #     this browser's session is valid on the other node.
+    other = settings.get("other_base")
+    remote_dead = []
+    if other:
+        remote_id = trigger("stripe payment_intent.succeeded", base=other)
+        wait_for(f"event {remote_id}, stored by the other node, on this node's page", lambda: driver.find_elements(By.CSS_SELECTOR, f'#live-events tr[data-event-id="{remote_id}"]'))
+        if driver.execute_script("return window.__sameDocument") != "yes":
+            fail("the page was reloaded")
+        session = driver.get_cookie("doorbell_session")["value"]
+        with urllib.request.urlopen(urllib.request.Request(f"{other}/ui/events/{remote_id}", headers={"Cookie": f"doorbell_session={session}"}), timeout=10) as page:
+            if page.status != 200 or remote_id not in page.read().decode():
+                fail("the session is not valid on the other node")
+        remote_dead = [remote_id]  # its run is dead too; the bulk step below replays it with the others
+        ok("several nodes: an event stored by the other node appeared live; the session works on the other node")
+
     # 3. Its timeline: headers, body, verdict, the dead run with its error.
     driver.find_element(By.CSS_SELECTOR, f'#live-events tr[data-event-id="{event_id}"] a').click()
     wait_for("the timeline", lambda: event_id in driver.find_element(By.TAG_NAME, "h1").text)
@@ -161,10 +177,10 @@ try:
     shot("timeline-replayed")
     ok("a dead run replayed from the timeline succeeded")
 
-    # 5. Bulk: three dead stripe runs and one dead run of another source; the filter source=stripe
-    #    shows 3, and replays exactly those three.
+    # 5. Bulk: three (four with the other node's) dead stripe runs and one dead run of another source;
+    #    the filter source=stripe shows that count, and replays exactly those.
     os.remove(settings["flag"])
-    stripe_events = [trigger("stripe checkout.session.completed") for _ in range(3)]
+    stripe_events = [trigger("stripe checkout.session.completed") for _ in range(3)] + remote_dead
     other = urllib.request.Request(f"{BASE}/hooks/open", data=json.dumps({"type": "note.added", "note": "plain"}).encode(), headers={"Content-Type": "application/json"}, method="POST")
     other_id = json.loads(urllib.request.urlopen(other, timeout=10).read())["id"]
     for event in stripe_events + [other_id]:
@@ -173,17 +189,18 @@ try:
     shot("runs")
     driver.find_element(By.ID, "bulk-replay").click()
     count = wait_for("the confirm page", lambda: driver.find_element(By.ID, "replay-count").text)
-    if not count.startswith("3 runs will be replayed"):
-        fail(f"confirm page says {count!r}, expected 3 runs")
+    expected = len(stripe_events)
+    if not count.startswith(f"{expected} runs will be replayed"):
+        fail(f"confirm page says {count!r}, expected {expected} runs")
     shot("bulk-confirm")
     open(settings["flag"], "w").close()
     driver.find_element(By.ID, "confirm-replay").click()
-    wait_for("the bulk notice", lambda: "3 runs replayed." in text())
+    wait_for("the bulk notice", lambda: f"{expected} runs replayed." in text())
     for event in stripe_events:
         wait_for(f"the replayed run of {event}", lambda: run_status(event) == ["succeeded"])
     if run_status(other_id) != ["dead"]:
         fail("a run outside the filter was replayed")
-    ok("bulk replay: the confirm page said 3, exactly those 3 were replayed (the other source's dead run stayed dead)")
+    ok(f"bulk replay: the confirm page said {expected}, exactly those {expected} were replayed (the other source's dead run stayed dead)")
 
     # 6. Hostile text in a webhook's body and header shows as text and runs nothing.
     script_payload = "<script>window.__xss='script';alert('script')</script>"
