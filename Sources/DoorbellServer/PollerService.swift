@@ -99,7 +99,10 @@ extension PollerService {
     /// The service for a configuration's pollers, with its own outbound client behind the same SSRF
     /// guard (`outbound.allow_private`) as steps and deliveries.
     public static func make(configuration: Configuration, store: any DoorbellStore, planner: EventPlanner, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) -> PollerService {
-        let node = "\(ProcessInfo.processInfo.hostName):\(configuration.server.port)"
+        // A fixed port names the node across restarts (it takes its leases back at once); with a
+        // kernel-chosen port (0) two processes on one host must not share a name.
+        let port = configuration.server.port
+        let node = "\(ProcessInfo.processInfo.hostName):\(port == 0 ? "0-" + UUID().uuidString.prefix(8).lowercased() : String(port))"
         return PollerService(pollers: configuration.pollers, runner: makeRunner(configuration: configuration, store: store, planner: planner, logger: logger, now: now), store: store, node: node, logger: logger, now: now)
     }
 

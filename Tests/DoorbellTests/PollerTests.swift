@@ -42,12 +42,28 @@ final class PollAPI: @unchecked Sendable {
     }
 }
 
+/// A loopback port free right now (bound, read, closed), for a server that must keep its port across a restart.
+func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    guard bound == 0 else { throw TestFailure("bind: \(errno)") }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
 @Suite("Pollers", .serialized)
 struct PollerTests {
     /// A config with one poller `legacy` over `path` of the API, and automations that post every
     /// poller event and every `poller.failing`/`recovered` notice to the receiver.
     static func config(api: PollAPI, receiver: String, path: String = "/items?per_page=100", poller extra: String = "", every: String = "1h", storage: String = "sqlite:doorbell.db") -> String {
         """
+        server: { listen: "127.0.0.1:0" }
         storage: "\(storage)"
         api: { tokens: ["\(apiToken)"] }
         outbound: { allow_private: ["127.0.0.0/8"] }
@@ -293,8 +309,9 @@ struct PollerTests {
         try await pollAPI.add(count: 1000)
         let folder = try TemporaryFolder.make()
         let configURL = folder.appendingPathComponent("doorbell.yml")
+        // A fixed port: the restarted server is the same node and takes the poller's lease back at once.
         let yaml = Self.config(api: pollAPI, receiver: "http://127.0.0.1:9", poller: "first_run: all", every: "1s")
-            .replacingOccurrences(of: "automations:", with: "server: { listen: \"127.0.0.1:0\" }\nautomations:")
+            .replacingOccurrences(of: "listen: \"127.0.0.1:0\"", with: "listen: \"127.0.0.1:\(try freeLoopbackPort())\"")
         try yaml.write(to: configURL, atomically: true, encoding: .utf8)
         try await pollAPI.control("hang", ["page": 6, "seconds": 60])
         let first = try ServeProcess.started(config: configURL)
@@ -340,6 +357,74 @@ struct PollerTests {
         let run = try ChildProcess.doorbell(["pollers", "run", "legacy", "--config", configURL.path])
         #expect(run.status == 0, "\(run.stdout) \(run.stderr)")
         #expect(try count() == 1001)
+    }
+
+    @Test("page numbers walk until an empty page; offsets advance by the items read less the overlap, and an item read twice counts once")
+    func pageAndOffset() async throws {
+        let pollAPI = try PollAPI()
+        defer { pollAPI.stop() }
+        try await pollAPI.add(count: 7)
+        try await Receiver.with { receiver in
+            let paged = Self.config(api: pollAPI, receiver: receiver.baseURL, path: "/items?per_page=3", poller: "first_run: all")
+                .replacingOccurrences(of: "pagination: { next: /next }", with: "pagination: { page: { param: page, start: 1 } }")
+            try await TestServer.with(config: paged) { server in
+                try await Self.waitForFirstPoll(server)
+                #expect(try await Self.events(server) == 7)
+                #expect(Set((try await pollAPI.stats()["pages"] as? [String: Int] ?? [:]).keys) == ["/items?page=1", "/items?page=2", "/items?page=3", "/items?page=4"])
+            }
+            let offsets = Self.config(api: pollAPI, receiver: receiver.baseURL, path: "/offset-items?limit=3", poller: "first_run: all")
+                .replacingOccurrences(of: "pagination: { next: /next }", with: "pagination: { offset: { param: offset, overlap: 1 } }")
+            try await TestServer.with(config: offsets) { server in
+                try await Self.waitForFirstPoll(server)
+                #expect(try await Self.events(server) == 7)
+                let pages = (try await pollAPI.stats()["pages"] as? [String: Int] ?? [:]).keys.filter { $0.hasPrefix("/offset-items") }
+                #expect(Set(pages) == ["/offset-items?offset=0", "/offset-items?offset=2", "/offset-items?offset=4", "/offset-items?offset=6", "/offset-items?offset=7"])
+            }
+        }
+    }
+
+    @Test("the SSRF guard applies to pollers: a loopback API is refused unless outbound.allow_private opens it")
+    func ssrfGuard() async throws {
+        let pollAPI = try PollAPI()
+        defer { pollAPI.stop() }
+        let yaml = Self.config(api: pollAPI, receiver: "http://127.0.0.1:9").replacingOccurrences(of: "outbound: { allow_private: [\"127.0.0.0/8\"] }\n", with: "")
+        try await TestServer.with(config: yaml) { server in
+            #expect(try await eventually { try await server.store.pollerState("legacy")?.failures ?? 0 >= 1 })
+            let status = try await Self.status(server)
+            #expect((status["last_error"] as? String)?.contains("refused") == true, "\(status)")
+            #expect(try await pollAPI.stat("requests") == 0, "the API was never reached")
+        }
+    }
+
+    @Test("two nodes on one PostgreSQL: one polls (lease), 300 items emitted once; the other node's run-now finds them remembered")
+    func twoNodesPostgres() async throws {
+        let pollAPI = try PollAPI()
+        defer { pollAPI.stop() }
+        try await pollAPI.add(count: 300)
+        let url = try await TestPostgres.freshDatabase()
+        try await Receiver.with { receiver in
+            let yaml = Self.config(api: pollAPI, receiver: receiver.baseURL, poller: "first_run: all", every: "1s", storage: "${DATABASE}")
+            try await TestServer.with(config: yaml, environment: ["DATABASE": url]) { first in
+                try await TestServer.with(config: yaml, environment: ["DATABASE": url]) { second in
+                    try await Self.waitForFirstPoll(first)
+                    #expect(try await eventually(20) { try await Self.events(first) == 300 })
+                    try await pollAPI.add([["id": "late", "updated_at": "v1"]])
+                    #expect(try await eventually(10) { try await Self.events(second) == 301 })
+                    // Several seconds of polling every second by whichever node holds the lease.
+                    try await Task.sleep(for: .seconds(3))
+                    let events = try await second.store.events(matching: EventQuery(source: "legacy", limit: 1000))
+                    #expect(events.count == 301)
+                    #expect(Set(events.compactMap(\.event.providerID)).count == 301)
+                    let report = try await Self.run(second)
+                    #expect((report["emitted"] as? [Any])?.isEmpty == true)
+                    // Each poll asks page 1 once: two nodes both polling would ask it about twice a second.
+                    let firstPages = (try await pollAPI.stats()["pages"] as? [String: Int])?["/items?page=1"] ?? 0
+                    try await Task.sleep(for: .seconds(3))
+                    let laterPages = (try await pollAPI.stats()["pages"] as? [String: Int])?["/items?page=1"] ?? 0
+                    #expect(laterPages - firstPages <= 5, "one node polls every second: \(laterPages - firstPages) polls in 3 s")
+                }
+            }
+        }
     }
 
     @Test("check names the poller and key for each bad value")

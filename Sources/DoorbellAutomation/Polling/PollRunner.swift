@@ -80,6 +80,12 @@ public final class PollRunner: Sendable {
         var report = PollReport(poller: poller.id, dryRun: dryRun, firstRun: firstRun)
         let values = ["cursor": state?.cursor ?? "", "last_success_at": state?.lastSuccessAt.map(Timestamp.iso8601) ?? ""]
         guard var url = Self.firstURL(poller.request, values: values) else { throw PollFailure("the request URL is not a URL after filling in its template") }
+        // Page numbers and offsets are asked for explicitly from the first page on.
+        switch poller.pagination {
+        case .page(let param, let start): url = PollPage.replacingQuery(url, param, String(start)) ?? url
+        case .offset(let param, _): url = PollPage.replacingQuery(url, param, "0") ?? url
+        default: break
+        }
         var headers = HTTPHeaders()
         headers.add(name: "Accept", value: "application/json")
         for (name, value) in poller.request.headers { headers.replaceOrAdd(name: name, value: PollerTemplate.render(value, values: values)) }

@@ -7,6 +7,7 @@ Listing routes (GET), each with an ETag over the whole list (If-None-Match → 3
   /link-items?page=N&per_page=K   {"items": [...]} with Link: <...>; rel="next"               (RFC 8288)
   /cursor-items?after=C&per_page=K   {"data": [...], "next_cursor": C' | ""}                    (cursor)
   /list   the items themselves as a JSON list
+  /offset-items?offset=O&limit=K   {"items": [...]}                                             (offsets)
 Faults: the next `count` listing requests answer `status` (with Retry-After when given); a listing
 request for page `hang_page` sleeps `hang_seconds` first (or until /_control/release).
 Control (POST, JSON): /_control/add {"items": [...]} (or {"count": N, "prefix": "p", "start": S});
@@ -88,7 +89,12 @@ class Handler(BaseHTTPRequestHandler):
         page = int(query.get("page", "1"))
         with lock:
             state["requests"] += 1
-            key = f"{url.path}?page={page}" if "page" in query else f"{url.path}?after={query.get('after', '')}"
+            if "page" in query:
+                key = f"{url.path}?page={page}"
+            elif "offset" in query:
+                key = f"{url.path}?offset={query['offset']}"
+            else:
+                key = f"{url.path}?after={query.get('after', '')}"
             state["pages"][key] = state["pages"].get(key, 0) + 1
             auth = self.headers.get("Authorization")
             if auth and auth not in state["auth"]:
@@ -115,6 +121,9 @@ class Handler(BaseHTTPRequestHandler):
         headers = [("ETag", tag)]
         if url.path == "/list":
             return self.answer(200, snapshot, headers)
+        if url.path == "/offset-items":
+            offset, limit = int(query.get("offset", "0")), int(query.get("limit", "100"))
+            return self.answer(200, {"items": snapshot[offset:offset + limit]}, headers)
         if url.path == "/cursor-items":
             after = query.get("after", "")
             start = 0
