@@ -171,10 +171,13 @@ public struct PollRunResponse: Codable, Sendable {
     public var newItems: Int
     public var changedItems: Int
     public var emitted: [Emitted]
+    /// Time spent sorting items against what the poller remembers (not fetching or parsing).
+    public var diffSeconds: Double
 
     enum CodingKeys: String, CodingKey {
         case poller, committed, pages, items, emitted
         case dryRun = "dry_run", firstRun = "first_run", notModified = "not_modified", newItems = "new_items", changedItems = "changed_items"
+        case diffSeconds = "diff_seconds"
     }
 
     public init(_ report: PollReport) {
@@ -187,6 +190,7 @@ public struct PollRunResponse: Codable, Sendable {
         items = report.items
         newItems = report.newItems
         changedItems = report.changedItems
+        diffSeconds = report.diffSeconds
         emitted = report.emitted.map { Emitted(itemID: $0.itemID, type: $0.type, providerID: $0.providerID, eventID: $0.eventID, kind: $0.kind, duplicate: $0.duplicate) }
     }
 }

@@ -89,8 +89,12 @@ public final class PollerService: Service, Sendable {
         defer { renewal.cancel() }
         do {
             _ = try await runner.poll(poller)
+        } catch is PollFailure {
+            // Logged and recorded (with its back-off) by the runner.
         } catch {
-            // Logged and recorded by the runner.
+            // The store failed: nothing was committed, and `next_poll_at` did not move, so the poll
+            // is tried again at the next wake-up.
+            logger.warning("poll not recorded: the store failed", metadata: ["poller": "\(poller.id)", "error": "\(error)"])
         }
     }
 }
