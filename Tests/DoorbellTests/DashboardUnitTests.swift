@@ -1,4 +1,6 @@
+import DoorbellConfig
 @testable import DoorbellServer
+@testable import DoorbellStorage
 @testable import DoorbellVerification
 import Foundation
 import Testing
@@ -43,5 +45,35 @@ struct DashboardUnitTests {
         #expect(a.count == 64)
         #expect(DashboardAuth.constantTimeEqual(a, a))
         #expect(!DashboardAuth.constantTimeEqual(a, b))
+    }
+
+    @Test("dashboard: config is checked with its path; a password instead of a hash is refused")
+    func dashboardConfig() throws {
+        let hash = PasswordHash.make(password: "open sesame", iterations: 2000).description
+        let good = try ConfigLoader.parse(yaml: "dashboard: { password_hash: \"\(hash)\", session_idle: 2h }\nsources: []", directory: "/tmp", environment: [:])
+        #expect(good.dashboard.passwordHash == hash)
+        #expect(good.dashboard.sessionIdle == 7200)
+        #expect(good.dashboard.sessionMax == 7 * 86400)
+        do {
+            _ = try ConfigLoader.parse(yaml: "dashboard: { password_hash: hunter2, session_max: 5s, colour: blue }\nsources: []", directory: "/tmp", environment: [:])
+            Issue.record("a clear-text password was accepted")
+        } catch let error as ConfigError {
+            let text = error.description
+            #expect(text.contains("dashboard.password_hash: expected the output of `doorbell hash-password`"))
+            #expect(text.contains("dashboard.session_max"))
+            #expect(text.contains("colour"))
+            #expect(!text.contains("hunter2"), "the password is not echoed back")
+        }
+    }
+
+    @Test("the session cookie is HttpOnly and SameSite=Strict; Secure exactly when public_url is https")
+    func cookieFlags() throws {
+        let store = try SQLiteEventStore(path: TemporaryFolder.make().appendingPathComponent("doorbell.db").path)
+        for (publicURL, secure) in [(nil, false), ("http://hooks.example.com", false), ("https://hooks.example.com", true)] as [(String?, Bool)] {
+            let configuration = Configuration(server: ServerSettings(publicURL: publicURL), storage: .sqlite(path: "x"), sources: [], directory: "/tmp")
+            let cookie = DashboardAuth(configuration: configuration, store: store, now: { Date() }).cookie(DashboardAuth.cookieName, "v", maxAge: 60)
+            #expect(cookie.httpOnly && cookie.sameSite == .strict && cookie.path == "/ui")
+            #expect(cookie.secure == secure, "\(publicURL ?? "no public_url")")
+        }
     }
 }

@@ -57,7 +57,8 @@ enum OverviewView {
         let content: HTML = """
         <h1>Overview</h1>
         <div class="grid">
-        <section class="card"><h2>Needs attention</h2><ul class="plain" id="live-failures">\(attention.isEmpty ? "<li class=\"muted\" id=\"all-well\">Nothing: no dead runs, no disabled endpoints.</li>" : HTML.empty)\(attention)</ul></section>
+        <section class="card"><h2>Needs attention</h2><ul class="plain" id="live-failures">\(attention.isEmpty ? "<li class=\"muted\" id=\"all-well\">Nothing: no dead runs, no disabled endpoints.</li>" : HTML.empty)\(attention)</ul>
+        \(HTML.when(!dead.isEmpty, "<p><a href=\"/ui/runs?status=dead\">Dead runs</a> · <a href=\"/ui/deliveries?status=dead\">dead deliveries</a></p>"))</section>
         <section class="card"><h2>Queue</h2><table><thead><tr><th></th><th>pending</th><th>running</th><th>waiting</th><th>paused</th><th>dead</th></tr></thead><tbody>\(queueRows)</tbody></table></section>
         </div>
         <section class="card"><h2>Sources</h2>
