@@ -160,15 +160,27 @@ struct StepExecutor: Sendable {
     static let maxReadBody = 1 << 20
     static let maxStoredText = 64 * 1024
 
-    /// `Retry-After` as seconds or an HTTP date.
+    /// The longest wait a `Retry-After` can ask for (a week); callers cap it further by their own
+    /// schedules. The header is the peer's: "inf", "1e400" or a date in 9999 must not reach a
+    /// date-to-milliseconds conversion that traps.
+    static let maxRetryAfter: Double = 7 * 86400
+
+    /// `Retry-After` as seconds or an HTTP date, between 0 and `maxRetryAfter`; nil when unreadable.
     static func retryAfter(_ value: String?) -> Double? {
-        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
-        if let seconds = Double(value) { return max(0, seconds) }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        return formatter.date(from: value).map { max(0, $0.timeIntervalSinceNow) }
+        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty, value.count <= 64 else { return nil }
+        let seconds: Double
+        if let number = Double(value) {
+            guard !number.isNaN else { return nil }
+            seconds = number
+        } else {
+            let formatter = DateFormatter()
+            formatter.locale = Locale(identifier: "en_US_POSIX")
+            formatter.timeZone = TimeZone(identifier: "GMT")
+            formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+            guard let date = formatter.date(from: value) else { return nil }
+            seconds = date.timeIntervalSinceNow
+        }
+        return min(max(0, seconds), maxRetryAfter)
     }
 
     // MARK: email

@@ -15,8 +15,17 @@ public enum Timestamp {
         return formatter.date(from: text)
     }
 
+    /// Milliseconds since 1970, clamped to ±(year 292,000,000) instead of trapping: `Int64(_:)`
+    /// of a non-finite or huge `Double` kills the process, and dates can come from hostile input.
+    public static func saturatingMillis(_ date: Date, rounding rule: FloatingPointRoundingRule = .toNearestOrAwayFromZero) -> Int64 {
+        let millis = (date.timeIntervalSince1970 * 1000).rounded(rule)
+        guard !millis.isNaN else { return 0 }
+        let limit = 9.2e18
+        return Int64(min(max(millis, -limit), limit))
+    }
+
     public static func iso8601(_ date: Date) -> String {
-        let totalMillis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let totalMillis = saturatingMillis(date, rounding: .down)
         var seconds = time_t(totalMillis / 1000)
         var millis = Int(totalMillis % 1000)
         if millis < 0 {

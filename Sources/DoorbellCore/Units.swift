@@ -24,9 +24,19 @@ public enum Units {
         return Int(bytes)
     }
 
+    /// The longest duration anything accepts: 100 years. `Double` reads "inf" and "1e300", and a
+    /// date that far away traps when it is turned into milliseconds, so hostile or mistyped values
+    /// stop here.
+    public static let maxDuration: Double = 100 * 365 * 86400
+
     /// Seconds in `text`: a number with ms, s, m, h or d, or several run together (`1h30m`).
-    /// A bare number is seconds.
+    /// A bare number is seconds. Nil for anything negative, not finite or over `maxDuration`.
     public static func parseDuration(_ text: String) -> Double? {
+        guard let seconds = parseUnboundedDuration(text), seconds.isFinite, seconds <= maxDuration else { return nil }
+        return seconds
+    }
+
+    private static func parseUnboundedDuration(_ text: String) -> Double? {
         let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
         guard !trimmed.isEmpty else { return nil }
         if let plain = Double(trimmed) { return plain >= 0 ? plain : nil }

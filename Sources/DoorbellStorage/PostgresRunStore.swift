@@ -127,7 +127,9 @@ extension PostgresStore {
     public func replay(matching query: RunQuery, fromStart: Bool, now: Date) async throws -> Int {
         var query = query
         if query.statuses.isEmpty { query.statuses = fromStart ? [.dead, .succeeded] : [.dead] }
-        // Never touch a run a worker holds or one already waiting to run.
+        // Never touch a run a worker holds or one already waiting to run. The outer status check
+        // matters: under READ COMMITTED a row a concurrent replay or claim changed is re-checked
+        // against the UPDATE's own WHERE, not against the subquery's snapshot.
         query.statuses = query.statuses.filter { $0 == .dead || $0 == .succeeded }
         guard !query.statuses.isEmpty else { return 0 }
         var binds = PostgresBindings()
@@ -138,6 +140,7 @@ extension PostgresStore {
             UPDATE runs SET status = 'pending', attempt = 0, last_error = NULL, due_at = $1, lease_owner = NULL,
                 lease_until = NULL, updated_at = $1\(restart)
             WHERE id IN (SELECT runs.id FROM runs JOIN events ON events.id = runs.event_id \(clause))
+                AND status IN ('dead', 'succeeded')
             RETURNING id
             """
         let logger = logger

@@ -126,7 +126,7 @@ public struct RunRecord: Sendable, Equatable {
     public var updatedAt: Date
 
     /// Where a list that ends with this run continues.
-    public var cursor: RunCursor { RunCursor(createdAtMillis: Int64((createdAt.timeIntervalSince1970 * 1000).rounded()), sequence: sequence) }
+    public var cursor: RunCursor { RunCursor(createdAtMillis: Timestamp.saturatingMillis(createdAt), sequence: sequence) }
 
     public init(id: String, eventID: String, automation: String, status: RunStatus, nextStep: Int, attempt: Int, dueAt: Date, lastError: String?, endpoint: String? = nil, lease: Lease? = nil, sequence: Int64 = 0, createdAt: Date = Date(timeIntervalSince1970: 0), updatedAt: Date = Date(timeIntervalSince1970: 0)) {
         self.endpoint = endpoint

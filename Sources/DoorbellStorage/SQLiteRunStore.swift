@@ -195,5 +195,7 @@ extension SQLiteEventStore {
 }
 
 extension Date {
-    var millis: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+    /// Milliseconds since 1970, saturating: a far date (a peer's huge Retry-After, a mistyped
+    /// duration) must never trap the process in `Int64(_:)`.
+    var millis: Int64 { Timestamp.saturatingMillis(self) }
 }

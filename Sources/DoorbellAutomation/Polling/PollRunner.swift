@@ -269,7 +269,7 @@ public final class PollRunner: Sendable {
 }
 
 extension Date {
-    var millisSince1970: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+    var millisSince1970: Int64 { Timestamp.saturatingMillis(self) }
 }
 
 /// A poll that failed: nothing was committed. `retryAfter`: the API asked for this many seconds.
