@@ -38,11 +38,18 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
-/// Logs go to standard error; `LOG_LEVEL` (trace…critical) or `--log-level` sets the level.
-func bootstrapLogging(level: String?) -> Logger {
+/// Logs go to standard error; `LOG_LEVEL` (trace…critical) or `--log-level` sets the level,
+/// `LOG_FORMAT` (text, json) or `--log-format` the format: `json` writes one object per line.
+func bootstrapLogging(level: String?, format: LogFormat? = nil) -> Logger {
     let chosen = level ?? ProcessInfo.processInfo.environment["LOG_LEVEL"]
     let logLevel = chosen.flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
+    let format = format ?? ProcessInfo.processInfo.environment["LOG_FORMAT"].flatMap { LogFormat(rawValue: $0.lowercased()) } ?? .text
     LoggingSystem.bootstrap { label in
+        if format == .json {
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel = logLevel
+            return handler
+        }
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = logLevel
         return handler

@@ -16,9 +16,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical (default: $LOG_LEVEL or info).")
     var logLevel: String?
 
+    @Option(help: "Log format: text, or json for one JSON object per line (default: $LOG_FORMAT or text).")
+    var logFormat: LogFormat?
+
     func run() async throws {
         let configuration = try options.load()
-        let logger = bootstrapLogging(level: logLevel)
+        let logger = bootstrapLogging(level: logLevel, format: logFormat)
         for warning in configuration.warnings {
             logger.warning("config: \(warning)")
         }

@@ -18,12 +18,6 @@ enum JSONResponse {
         )
     }
 
-    /// A JSON-shaped value (dictionaries, arrays, strings, numbers, booleans, NSNull).
-    static func object(_ status: HTTPResponse.Status, _ value: Any) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
-    }
-
     /// `{"error": message}` with `status`.
     static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
         make(status, ["error": message])

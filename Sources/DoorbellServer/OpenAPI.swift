@@ -2247,22 +2247,24 @@ public enum OpenAPI {
             "type": "string",
             "minLength": 1,
             "maxLength": 200,
-            "pattern": "^[^\\u0000-\\u001f\\u007f]+$",
             "description": "1 to 200 bytes of UTF-8, no control characters"
           },
           "data": {
-            "type": [
-              "object",
-              "array"
+            "anyOf": [
+              {
+                "type": "object"
+              },
+              {
+                "type": "array"
+              }
             ],
-            "description": "The event's body"
+            "description": "The event's body: an object or a list"
           },
           "idempotency_key": {
             "type": "string",
             "minLength": 1,
             "maxLength": 500,
-            "pattern": "^[^\\u0000-\\u001f\\u007f]+$",
-            "description": "The same key twice stores one event (at most 500 bytes)"
+            "description": "The same key twice stores one event: at most 500 bytes of UTF-8, no control characters"
           }
         }
       },
