@@ -320,7 +320,7 @@ struct PollerTests {
         first.kill9()
         try await pollAPI.control("release")
 
-        let second = try ServeProcess.started(config: configURL)
+        let second = try ServeProcess.started(config: configURL, logLevel: "trace")
         defer { second.stop() }
         let dbPath = folder.appendingPathComponent("doorbell.db").path
         func count() throws -> Int {
@@ -333,6 +333,8 @@ struct PollerTests {
         let check = try ChildProcess.run("/usr/bin/env", ["sqlite3", dbPath, "SELECT COUNT(*) || ' ' || COUNT(DISTINCT provider_id) FROM events WHERE source = 'legacy'"])
         #expect(check.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1000 1000")
         #expect(second.terminate() == 0)
+        #expect(!(first.output() + second.output()).contains("poll-secret-token"), "the poller's credentials are never logged, not even at trace")
+        #expect(!second.output().contains("item 17"), "nor item bodies")
 
         let list = try ChildProcess.doorbell(["pollers", "list", "--json", "--config", configURL.path])
         #expect(list.status == 0, "\(list.stdout) \(list.stderr)")
@@ -488,6 +490,14 @@ struct PollerTests {
         let c = try JSONSerialization.jsonObject(with: Data(#"{"a":[true,"x",null],"b":2}"#.utf8))
         #expect(ItemDigest.canonical(a) == ItemDigest.canonical(b))
         #expect(ItemDigest.canonical(a) != ItemDigest.canonical(c))
+        // Hostile items: no id, an id with a line break, an over-long id, and one id twice are skipped.
+        let poller = Poller(id: "p", schedule: .every(60), request: PollerRequest(url: "http://x"), items: nil, itemID: JSONPointer("/id")!, emit: "t")
+        var diff = PollDiff(poller: poller)
+        let hostile: [Any] = [["name": "no id"], ["id": "a\nb"], ["id": String(repeating: "x", count: 600)], ["id": 7], ["id": "7"], ["id": "ok"]]
+        let sorted = diff.classify(hostile, against: SeenSet([SeenItem(id: "ok", version: ItemDigest.canonical(["id": "ok"]))]))
+        #expect(sorted.map(\.id) == ["7", "ok"])
+        #expect(sorted.map(\.kind) == [.new, .unchanged])
+        #expect(diff.skipped == 3)
         #expect(PollBackoff.delay(failures: 1, interval: 60, cap: 3600, retryAfter: nil, jitter: 1) == 120)
         #expect(PollBackoff.delay(failures: 10, interval: 60, cap: 3600, retryAfter: nil, jitter: 1.2) == 3600)
         #expect(PollBackoff.delay(failures: 1, interval: 60, cap: 3600, retryAfter: 7200, jitter: 1) == 7200)
