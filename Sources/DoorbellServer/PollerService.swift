@@ -62,9 +62,11 @@ public final class PollerService: Service, Sendable {
                 if held {
                     let due = try await store.pollerState(poller.id)?.nextPollAt ?? at
                     if due <= at {
-                        await pollHoldingLease(poller, lease: lease)
-                        let next = try await store.pollerState(poller.id)?.nextPollAt ?? now().addingTimeInterval(poller.schedule.nominalInterval)
-                        wait = min(wait, max(0.05, next.timeIntervalSince(now())))
+                        // A poll whose store write failed moved nothing: try again after a pause, not at once.
+                        if await pollHoldingLease(poller, lease: lease) {
+                            let next = try await store.pollerState(poller.id)?.nextPollAt ?? now().addingTimeInterval(poller.schedule.nominalInterval)
+                            wait = min(wait, max(0.05, next.timeIntervalSince(now())))
+                        }
                     } else {
                         wait = min(wait, due.timeIntervalSince(at))
                     }
@@ -77,7 +79,8 @@ public final class PollerService: Service, Sendable {
     }
 
     /// Polls while renewing the lease, so a long walk over many pages keeps it.
-    private func pollHoldingLease(_ poller: Poller, lease: String) async {
+    /// False when the store failed (nothing recorded).
+    private func pollHoldingLease(_ poller: Poller, lease: String) async -> Bool {
         let renewal = Task { [store, node, leaseLength, now] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(Int64(leaseLength / 3 * 1000)))
@@ -89,12 +92,15 @@ public final class PollerService: Service, Sendable {
         defer { renewal.cancel() }
         do {
             _ = try await runner.poll(poller)
+            return true
         } catch is PollFailure {
             // Logged and recorded (with its back-off) by the runner.
+            return true
         } catch {
             // The store failed: nothing was committed, and `next_poll_at` did not move, so the poll
             // is tried again at the next wake-up.
             logger.warning("poll not recorded: the store failed", metadata: ["poller": "\(poller.id)", "error": "\(error)"])
+            return false
         }
     }
 }

@@ -41,12 +41,14 @@ public final class PollRunner: Sendable {
             if !dryRun, report.committed { try await noteRecovery(poller) }
             return report
         } catch let failure as PollFailure {
-            guard !dryRun else { throw failure }
+            // A poll cut off by shutdown is no failure of the API: nothing recorded, it runs again.
+            guard !dryRun, !Task.isCancelled else { throw failure }
             try await recordFailure(poller, failure, at: started)
             throw failure
         } catch let error as StoreError {
             throw error
         } catch {
+            if Task.isCancelled { throw error }
             let failure = PollFailure(String(describing: error))
             guard !dryRun else { throw failure }
             try await recordFailure(poller, failure, at: started)
