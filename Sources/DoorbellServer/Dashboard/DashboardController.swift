@@ -125,20 +125,21 @@ struct DashboardController: Sendable {
         }
         let address = clientAddress.resolve(peer: context.peerAddress, forwardedFor: request.headers[values: .init("X-Forwarded-For")!]) ?? "unknown"
         let time = now()
-        if let until = auth.limiter.blockedUntil(address, now: time) {
-            var response = signInPage(request, error: "Too many failed sign-ins from \(address). Try again in \(Int(until.timeIntervalSince(time)) + 1) s.", status: .tooManyRequests)
-            response.headers[.retryAfter] = String(Int(until.timeIntervalSince(time)) + 1)
-            return response
-        }
-        let secret = form["secret"] ?? ""
-        // PBKDF2 takes a fraction of a second of CPU: off the concurrency pool, which serves every request.
-        let principal: String? = secret.isEmpty || secret.count > 1000 ? nil : await withCheckedContinuation { answer in
-            DispatchQueue.global().async { answer.resume(returning: auth.principal(for: secret)) }
-        }
-        guard let principal else {
-            auth.limiter.recordFailure(address, now: time)
+        let principal: String
+        switch await auth.checkSignIn(secret: form["secret"] ?? "", address: address, now: time) {
+        case .signedIn(let who):
+            principal = who
+        case .refused:
             context.logger.notice("dashboard sign-in refused", metadata: ["client": "\(address)"])
             return signInPage(request, error: "That is not an API token from api.tokens, nor the dashboard password.", status: .unauthorized)
+        case .blocked(let until, let everyone):
+            let wait = Int(max(0, until.timeIntervalSince(time))) + 1
+            let error = everyone
+                ? "Too many failed password sign-ins from all addresses; the password is not checked for \(wait) s. API tokens still sign in."
+                : "Too many failed sign-ins from \(address). Try again in \(wait) s."
+            var response = signInPage(request, error: error, status: .tooManyRequests)
+            response.headers[.retryAfter] = String(wait)
+            return response
         }
         let cookie = try await auth.startSession(principal: principal)
         context.logger.notice("dashboard sign-in", metadata: ["client": "\(address)", "as": "\(principal)"])
