@@ -61,7 +61,12 @@ struct DashboardController: Sendable {
             }
         }
         router.get("/ui") { request, context in try await page(request, context) { try await overview($0) } }
-        router.get("/ui/live") { request, context in try await page(request, context) { _ in DashboardLive(store: store).response() } }
+        router.get("/ui/live") { request, context in
+            try await page(request, context) { _ in
+                // The stream ends soon after its session does (sign-out, expiry, credential removed).
+                DashboardLive(store: store, stillSignedIn: { (try? await auth.session(of: request)) != nil }).response()
+            }
+        }
         router.get("/ui/setup") { request, context in try await page(request, context) { SetupView.render(self, signedIn: $0, notice: nil) } }
         router.post("/ui/setup/:source/sample") { request, context in
             try await mutation(request, context) { signedIn, _ in try await sendSample(context.parameters.get("source") ?? "", signedIn: signedIn) }

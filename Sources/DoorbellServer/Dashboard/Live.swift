@@ -11,6 +11,10 @@ import ServiceLifecycle
 /// backends and with several nodes: an event another node stored appears all the same.
 struct DashboardLive: Sendable {
     let store: any DoorbellStore
+    /// Whether the request's session is still valid; asked every `recheckTicks` seconds, so a
+    /// stream ends within seconds of sign-out instead of running on to its lifetime.
+    var stillSignedIn: @Sendable () async -> Bool = { true }
+    static let recheckTicks = 5
     /// A connection ends after this long; EventSource reconnects by itself. Keeps shutdown prompt
     /// and no connection open for ever.
     static let lifetime: Duration = .seconds(300)
@@ -20,6 +24,7 @@ struct DashboardLive: Sendable {
         headers[.contentType] = "text/event-stream"
         Layout.securityHeaders(&headers)
         let store = store
+        let stillSignedIn = stillSignedIn
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var lastSequence = try await store.events(matching: EventQuery(limit: 1)).first?.sequence ?? 0
             var seenDead = Set(try await store.runs(matching: RunQuery(statuses: [.dead], limit: 200)).map(\.id))
@@ -29,6 +34,7 @@ struct DashboardLive: Sendable {
             while ContinuousClock.now < deadline, !Task.isCancelled, !Task.isShuttingDownGracefully {
                 try await Task.sleep(for: .seconds(1))
                 ticks += 1
+                if ticks % Self.recheckTicks == 0, !(await stillSignedIn()) { break }
                 var text = ""
                 let newest = try await store.events(matching: EventQuery(limit: 50)).filter { $0.sequence > lastSequence }
                 for stored in newest.reversed() {
