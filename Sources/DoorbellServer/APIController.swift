@@ -205,6 +205,7 @@ struct APIController: Sendable {
         if query.statuses.isEmpty { query.statuses = [.dead] }
         guard let selection = query.replayable(fromStart: true) else { return JSONResponse.make(.accepted, DeliveriesRetried(retried: 0, dryRun: body.dryRun ? true : nil)) }
         if body.dryRun { return JSONResponse.make(.ok, DeliveriesRetried(retried: try await store.countRuns(matching: selection), dryRun: true)) }
+        try await checkBulk(selection, filter: body.filter, noun: "deliveries")
         let count = try await store.replay(matching: selection, fromStart: true, now: now())
         return JSONResponse.make(.accepted, DeliveriesRetried(retried: count))
     }

@@ -75,8 +75,26 @@ extension APIController {
             return JSONResponse.make(body.dryRun ? .ok : .accepted, ReplayCount(replayed: 0, dryRun: body.dryRun))
         }
         if body.dryRun { return JSONResponse.make(.ok, ReplayCount(replayed: try await store.countRuns(matching: selection), dryRun: true)) }
+        try await checkBulk(selection, filter: body.filter, noun: "runs")
         let count = try await store.replay(matching: selection, fromStart: body.fromStart, now: now())
         return JSONResponse.make(.accepted, ReplayCount(replayed: count, dryRun: false))
+    }
+
+    /// The most runs or deliveries one bulk replay or retry touches; a wider filter is a 400 and
+    /// must be narrowed (by `since`/`until`, say). A dry run still counts any number.
+    static let bulkCap = 10_000
+
+    /// Refuses (400) a bulk replay of succeeded runs with nothing but a status to narrow it (every
+    /// run that ever succeeded), and one selecting more than `bulkCap`.
+    func checkBulk(_ selection: RunQuery, filter: [String: String], noun: String) async throws {
+        let narrowed = filter.contains { $0.key != "status" && !$0.value.isEmpty }
+        if selection.statuses.contains(.succeeded), !narrowed {
+            throw APIError(.badRequest, "replaying succeeded \(noun) needs a filter besides status (source, type, since, until, q, …)")
+        }
+        let count = try await store.countRuns(matching: selection)
+        if count > Self.bulkCap {
+            throw APIError(.badRequest, "the filter selects \(count) \(noun); at most \(Self.bulkCap) are replayed at once: narrow it (since/until, source, type)")
+        }
     }
 
     private func automationRun(_ context: DoorbellRequestContext) async throws -> RunRecord {
