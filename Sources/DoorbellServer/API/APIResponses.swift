@@ -73,7 +73,10 @@ struct EventDetail: Codable, Sendable, Equatable {
         case bodyEncoding = "body_encoding"
     }
 
-    static let hiddenHeaders: Set<String> = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"]
+    /// Credential headers, shown as "…" by the API and the dashboard's timeline alike.
+    static let hiddenHeaders: Set<String> = [
+        "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-gitlab-token", "x-auth-token", "x-webhook-secret",
+    ]
 
     init(_ stored: StoredEvent, runs: [RunView], deliveries: [DeliveryView]) {
         let event = stored.event

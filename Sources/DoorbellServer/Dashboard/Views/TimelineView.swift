@@ -15,7 +15,11 @@ enum TimelineView {
 
     static func render(_ stored: StoredEvent, runs: [RunDetail], source: Source?, signedIn: SignedIn, notice: String?) -> Response {
         let event = stored.event
-        let headers = event.headers.map { "<tr><td><code>\($0.name)</code></td><td><code>\($0.value)</code></td></tr>" as HTML }
+        // Credential headers as "…", as the API shows them: the page is for reading, not for copying secrets.
+        let headers = event.headers.map { header -> HTML in
+            let value = EventDetail.hiddenHeaders.contains(header.name.lowercased()) ? "…" : header.value
+            return "<tr><td><code>\(header.name)</code></td><td><code>\(value)</code></td></tr>"
+        }
         let verdict: String
         switch event.source {
         case Source.apiID: verdict = "Published through the API or the dashboard (an authenticated request); no webhook signature."
