@@ -52,15 +52,19 @@ public enum DoorbellApplication {
         // 1 while wake-ups arrive by LISTEN (PostgreSQL), 0 while the node polls because that
         // connection is down; absent on SQLite, whose wake-ups are in-process.
         let listening = store.readinessNotes["wake_ups"].map { _ in metrics.registry.makeGauge(name: "doorbell_wakeups_listening") }
+        let scrapeReads = ScrapeRefresh(now: now)
         router.get("/metrics") { _, _ in
             listening?.set(store.readinessNotes["wake_ups"] == "listening" ? 1.0 : 0.0)
-            await serverMetrics.refreshQueue(store, now: now())
-            // The database's size, read when scraped (a stat and two pragmas).
-            if let size = try? await store.storageSize() {
-                databaseBytes.0.set(Double(size.fileBytes))
-                databaseBytes.1.set(Double(size.walBytes))
-                databasePages.0.set(Double(size.pageCount))
-                databasePages.1.set(Double(size.freePages))
+            // The store's figures at most every 10 s, one read at a time (see ScrapeRefresh).
+            await scrapeReads.refreshIfStale {
+                await serverMetrics.refreshQueue(store, now: now())
+                // The database's size, read when scraped (a stat and two pragmas).
+                if let size = try? await store.storageSize() {
+                    databaseBytes.0.set(Double(size.fileBytes))
+                    databaseBytes.1.set(Double(size.walBytes))
+                    databasePages.0.set(Double(size.pageCount))
+                    databasePages.1.set(Double(size.freePages))
+                }
             }
             return Response(
                 status: .ok,
