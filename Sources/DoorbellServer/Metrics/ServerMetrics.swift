@@ -62,8 +62,8 @@ struct ServerMetrics: Sendable {
 }
 
 /// Counts every request by its route pattern, method and status, and times it. A request no route
-/// matched counts as route `unmatched`: a raw path is caller-chosen text and would grow the
-/// series without bound.
+/// matched counts as route `unmatched`, an unusual method as `other`: a raw path or method is
+/// caller-chosen text and would grow the series without bound.
 struct HTTPMetricsMiddleware: RouterMiddleware {
     typealias Context = DoorbellRequestContext
     let factory: PrometheusMetricsFactory
@@ -80,9 +80,12 @@ struct HTTPMetricsMiddleware: RouterMiddleware {
         }
     }
 
+    static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
     private func record(_ request: Request, _ context: Context, status: Int, took duration: Duration) {
         let route = context.endpointPath.flatMap { $0 == "NotFound" ? nil : $0 } ?? "unmatched"
-        let method = request.method.rawValue
+        // Any token is a method to the HTTP parser: only the known ones become label values.
+        let method = Self.knownMethods.contains(request.method.rawValue) ? request.method.rawValue : "other"
         Counter(label: "doorbell_http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))], factory: factory).increment()
         Timer(label: "doorbell_http_request_duration_seconds", dimensions: [("route", route), ("method", method)], factory: factory).recordNanoseconds(duration.wholeNanoseconds)
     }
