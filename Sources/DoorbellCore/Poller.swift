@@ -57,6 +57,12 @@ public struct Poller: Sendable, Equatable {
     /// poll hold millions of items.
     public static let maxItemsPerPage = 10_000
 
+    /// A cursor handed out by the API may be at most this long (it is kept and sent back).
+    public static let maxCursorBytes = 2048
+
+    /// Item bodies one poll collects to emit at most; past it the walk stops and the next poll goes on.
+    public static let maxPollBytes = 64 << 20
+
     /// How long without a success before `poller.failing`.
     public var failingAfter: Double { alertAfter ?? 3 * schedule.nominalInterval }
 }

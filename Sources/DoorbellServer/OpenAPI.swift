@@ -3101,6 +3101,10 @@ public enum OpenAPI {
           "not_modified": {
             "type": "boolean"
           },
+          "more_pages": {
+            "description": "max_pages or the poll's byte budget stopped the walk before the last page; the next poll goes on",
+            "type": "boolean"
+          },
           "pages": {
             "type": "integer"
           },

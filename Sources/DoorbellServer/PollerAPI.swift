@@ -166,6 +166,8 @@ public struct PollRunResponse: Codable, Sendable {
     public var committed: Bool
     public var firstRun: Bool
     public var notModified: Bool
+    /// `max_pages` (or the poll's byte budget) stopped the walk before the last page.
+    public var morePages: Bool
     public var pages: Int
     public var items: Int
     public var newItems: Int
@@ -176,7 +178,7 @@ public struct PollRunResponse: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case poller, committed, pages, items, emitted
-        case dryRun = "dry_run", firstRun = "first_run", notModified = "not_modified", newItems = "new_items", changedItems = "changed_items"
+        case dryRun = "dry_run", firstRun = "first_run", notModified = "not_modified", newItems = "new_items", changedItems = "changed_items", morePages = "more_pages"
         case diffSeconds = "diff_seconds"
     }
 
@@ -186,6 +188,7 @@ public struct PollRunResponse: Codable, Sendable {
         committed = report.committed
         firstRun = report.firstRun
         notModified = report.notModified
+        morePages = report.morePages
         pages = report.pages
         items = report.items
         newItems = report.newItems

@@ -9,7 +9,8 @@ import Foundation
 /// nobody committed or reset the poller since the poll read its state (`generation`). A crash before
 /// it commits nothing, so the next poll finds the same items new and emits them then, once.
 public protocol PollerStore: Sendable {
-    /// The poller's state; nil when it never committed a poll (or was reset): its next poll follows `first_run`.
+    /// The poller's state; nil when it never polled. Its next poll follows `first_run` while
+    /// `lastSuccessAt` is nil (never succeeded, or reset).
     func pollerState(_ poller: String) async throws -> PollerState?
     /// Every poller's state (for `pollers list`).
     func pollerStates() async throws -> [PollerState]
@@ -24,9 +25,19 @@ public protocol PollerStore: Sendable {
     func recordPollFailure(_ poller: String, error: String, at: Date, nextPollAt: Date) async throws -> PollerState
     /// Sets whether the poller is failing; true only for the caller that changed it (so
     /// `poller.failing` and `poller.recovered` are published once, whichever node sees it first).
-    func setPollerFailing(_ poller: String, failing: Bool) async throws -> Bool
-    /// Forgets the poller's state and remembered items: its next poll follows `first_run`.
+    /// `notice` (that event) is stored in the same transaction, only when the flag changed: a crash
+    /// between the two can neither lose the notice nor publish it twice.
+    func setPollerFailing(_ poller: String, failing: Bool, notice: NewEvent?) async throws -> Bool
+    /// Forgets the poller's cursor, validators, last success and remembered items: its next poll
+    /// follows `first_run`. The row stays and its generation moves on, so a poll begun before the
+    /// reset can never commit (not even after a poll after the reset brought a count back to it).
     func resetPoller(_ poller: String) async throws
+}
+
+extension PollerStore {
+    public func setPollerFailing(_ poller: String, failing: Bool) async throws -> Bool {
+        try await setPollerFailing(poller, failing: failing, notice: nil)
+    }
 }
 
 /// One remembered item: its id and a 64-bit hash of its version.

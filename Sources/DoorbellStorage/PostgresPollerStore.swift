@@ -101,15 +101,36 @@ extension PostgresStore: PollerStore {
         return try Self.pollerState(row)
     }
 
-    public func setPollerFailing(_ poller: String, failing: Bool) async throws -> Bool {
-        try await !rows("UPDATE poller_state SET failing = \(failing) WHERE poller = \(poller) AND failing = \(!failing) RETURNING poller").isEmpty
+    public func setPollerFailing(_ poller: String, failing: Bool, notice: NewEvent?) async throws -> Bool {
+        let logger = logger
+        let (changed, stored): (Bool, [IngestOutcome]) = try await guarded(deadline: .seconds(30)) {
+            try await self.client.withTransaction(logger: logger) { connection in
+                var changed = false
+                for try await _ in try await connection.query(
+                    "UPDATE poller_state SET failing = \(failing) WHERE poller = \(poller) AND failing = \(!failing) RETURNING poller", logger: logger
+                ) { changed = true }
+                guard changed, let notice else { return (changed, []) }
+                return (true, try await Self.insert([notice], connection, savepoints: false, logger: logger).map { try $0.get() })
+            }
+        }
+        if let notice, stored.first?.duplicate == false {
+            var cached = notice
+            cached.automations = []
+            recent.withLock { $0.add(StoredEvent(sequence: 0, event: cached)) }
+            if !notice.automations.isEmpty { wakeUps.signal() }
+        }
+        return changed
     }
 
     public func resetPoller(_ poller: String) async throws {
         let logger = logger
         try await transaction { connection in
             try await connection.drain("DELETE FROM poller_items WHERE poller = \(poller)", logger: logger)
-            try await connection.drain("DELETE FROM poller_state WHERE poller = \(poller)", logger: logger)
+            try await connection.drain("""
+                UPDATE poller_state SET generation = generation + 1, cursor = NULL, etag = NULL, last_modified = NULL, last_success_at = NULL,
+                    next_poll_at = NULL, items_seen = 0
+                WHERE poller = \(poller)
+                """, logger: logger)
         }
     }
 

@@ -91,19 +91,32 @@ extension SQLiteEventStore: PollerStore {
         }
     }
 
-    public func setPollerFailing(_ poller: String, failing: Bool) async throws -> Bool {
+    public func setPollerFailing(_ poller: String, failing: Bool, notice: NewEvent?) async throws -> Bool {
         try monitor.beforeWrite()
-        return try await pool.write { db in
+        let (changed, stored) = try await pool.write { db -> (Bool, [IngestOutcome]) in
             try db.execute(sql: "UPDATE poller_state SET failing = ? WHERE poller = ? AND failing = ?", arguments: [failing, poller, !failing])
-            return db.changesCount > 0
+            guard db.changesCount > 0 else { return (false, []) }
+            guard let notice else { return (true, []) }
+            return (true, try Self.insert([notice], db).map(\.0))
         }
+        if let notice, stored.first?.duplicate == false {
+            var cached = notice
+            cached.automations = []
+            recent.withLock { $0.add(StoredEvent(sequence: 0, event: cached)) }
+            if !notice.automations.isEmpty { wakeUps.signal() }
+        }
+        return changed
     }
 
     public func resetPoller(_ poller: String) async throws {
         try monitor.beforeWrite()
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM poller_items WHERE poller = ?", arguments: [poller])
-            try db.execute(sql: "DELETE FROM poller_state WHERE poller = ?", arguments: [poller])
+            try db.execute(sql: """
+                UPDATE poller_state SET generation = generation + 1, cursor = NULL, etag = NULL, last_modified = NULL, last_success_at = NULL,
+                    next_poll_at = NULL, items_seen = 0
+                WHERE poller = ?
+                """, arguments: [poller])
         }
     }
 

@@ -43,6 +43,12 @@ public struct PollPage {
             if let link = linkHeaders.lazy.compactMap(nextLink(in:)).first { page.next = try resolve(link, against: url) }
         case .cursor(let param, let from):
             if let cursor = from.string(in: root), !cursor.isEmpty {
+                // The cursor is stored and sent back in the URL and headers: a hostile or broken
+                // answer must not make it huge or smuggle line breaks; the poll fails, nothing moves.
+                guard cursor.utf8.count <= Poller.maxCursorBytes else { throw Problem("the cursor at \(from) is longer than \(Poller.maxCursorBytes) bytes") }
+                guard !cursor.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                    throw Problem("the cursor at \(from) holds control characters")
+                }
                 page.cursor = cursor
                 // An empty page ends the walk even if the API hands out a cursor (it keeps it for next time).
                 if !items.isEmpty { page.next = replacingQuery(url, param, cursor) }
@@ -79,17 +85,38 @@ public struct PollPage {
         guard let url = URL(string: link, relativeTo: base)?.absoluteURL, let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme) else {
             throw Problem("the next page's link is not an http(s) URL")
         }
+        // Every page gets the poller's headers and auth: a next page elsewhere (another host, port
+        // or scheme) would hand them to whoever the API's answer names.
+        guard origin(of: url) == origin(of: base) else {
+            throw Problem("the next page's link leads to another origin (\(origin(of: url))); next pages must be on \(origin(of: base)), where the poller's credentials go")
+        }
         return url
+    }
+
+    /// scheme://host:port with the default port filled in, lowercased: what "same origin" compares.
+    static func origin(of url: URL) -> String {
+        let scheme = url.scheme?.lowercased() ?? ""
+        let port = url.port ?? (scheme == "https" ? 443 : 80)
+        return "\(scheme)://\(url.host?.lowercased() ?? ""):\(port)"
     }
 
     static func replacingQuery(_ url: URL, _ name: String, _ value: String) -> URL? {
         guard var components = URLComponents(url: url, resolvingAgainstBaseURL: true) else { return nil }
-        var items = (components.queryItems ?? []).filter { $0.name != name }
-        items.append(URLQueryItem(name: name, value: value))
-        components.queryItems = items
-        // `+` means a space to many servers; a cursor holding one must arrive as itself.
-        components.percentEncodedQuery = components.percentEncodedQuery?.replacingOccurrences(of: "+", with: "%2B")
+        // The other parameters stay byte for byte; the value is encoded but for unreserved
+        // characters, so a cursor holding `&`, `=`, `#` or `+` arrives as itself.
+        var parts = (components.percentEncodedQuery ?? "").split(separator: "&").map(String.init).filter {
+            let key = $0.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            return (key.removingPercentEncoding ?? key) != name
+        }
+        parts.append(queryPair(name, value))
+        components.percentEncodedQuery = parts.joined(separator: "&")
         return components.url
+    }
+
+    /// `name=value`, both percent-encoded but for RFC 3986 unreserved characters.
+    static func queryPair(_ name: String, _ value: String) -> String {
+        let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+        return (name.addingPercentEncoding(withAllowedCharacters: unreserved) ?? "") + "=" + (value.addingPercentEncoding(withAllowedCharacters: unreserved) ?? "")
     }
 }
 
@@ -104,6 +131,8 @@ public struct PolledItem {
     public var versionText: String
     public var kind: Kind
     public var value: Any
+    /// The JSON to emit, set by the runner for items it will emit (then `value` is dropped).
+    public var body: [UInt8]? = nil
 }
 
 /// Sorts a page's items into new, changed and unchanged against what the poller remembers; ids seen

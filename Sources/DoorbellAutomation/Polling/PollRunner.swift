@@ -72,7 +72,8 @@ public final class PollRunner: Sendable {
     private func attempt(_ poller: Poller, dryRun: Bool, at start: Date) async throws -> PollReport {
         let state = try await store.pollerState(poller.id)
         let generation = state?.generation ?? 0
-        let firstRun = generation == 0
+        // No success since the poller began or was reset (a reset keeps the row and its generation).
+        let firstRun = state?.lastSuccessAt == nil
         let seen: SeenSet
         if let cached = memory.withLock({ $0[poller.id] }), cached.generation == generation {
             seen = cached.seen
@@ -81,7 +82,7 @@ public final class PollRunner: Sendable {
         }
         var report = PollReport(poller: poller.id, dryRun: dryRun, firstRun: firstRun)
         let values = ["cursor": state?.cursor ?? "", "last_success_at": state?.lastSuccessAt.map(Timestamp.iso8601) ?? ""]
-        guard var url = Self.firstURL(poller.request, values: values) else { throw PollFailure("the request URL is not a URL after filling in its template") }
+        var url = try Self.firstURL(poller.request, values: values)
         // Page numbers and offsets are asked for explicitly from the first page on.
         switch poller.pagination {
         case .page(let param, let start): url = PollPage.replacingQuery(url, param, String(start)) ?? url
@@ -92,13 +93,22 @@ public final class PollRunner: Sendable {
         headers.add(name: "Accept", value: "application/json")
         for (name, value) in poller.request.headers { headers.replaceOrAdd(name: name, value: PollerTemplate.render(value, values: values)) }
         if let auth = poller.request.auth { headers.replaceOrAdd(name: "Authorization", value: auth.headerValue) }
+        // Conditional requests only where page 1's validator covers everything the poll reads: a
+        // single page, or a walk starting at the kept {{cursor}}. Elsewhere a 304 on page 1 would
+        // hide new items on later pages.
+        let conditionalRequests = Self.isSinglePage(poller.pagination) || Self.usesCursor(poller.request)
         var conditional = headers
-        if !firstRun {
+        if !firstRun, conditionalRequests {
             if let etag = state?.etag { conditional.add(name: "If-None-Match", value: etag) }
             if let modified = state?.lastModified { conditional.add(name: "If-Modified-Since", value: modified) }
         }
         var diff = PollDiff(poller: poller)
         var changes: [PolledItem] = []
+        /// Unchanged items (ids and versions only), re-remembered when the store must forget some.
+        var unchanged: [SeenItem] = []
+        /// Bytes of the item bodies this poll will emit, against `Poller.maxPollBytes`.
+        var pollBytes = 0
+        var trimmed = 0
         var cursor: String?
         var etag: String?
         var lastModified: String?
@@ -128,7 +138,7 @@ public final class PollRunner: Sendable {
             guard response.ending == .complete else { throw PollFailure("\(RedactedURL(url.absoluteString)): the answer did not arrive in full within \(poller.request.timeout) s") }
             guard response.body.count <= poller.maxPageBytes else { throw PollFailure("\(RedactedURL(url.absoluteString)): a page is larger than max_page_bytes (\(poller.maxPageBytes))") }
             report.pages += 1
-            if pageIndex == 0 {
+            if pageIndex == 0, conditionalRequests {
                 etag = response.headers.first(name: "ETag")
                 lastModified = response.headers.first(name: "Last-Modified")
             }
@@ -140,13 +150,56 @@ public final class PollRunner: Sendable {
             }
             report.items += page.items.count
             let began = clock.now
-            changes += diff.classify(page.items, against: seen).filter { $0.kind != .unchanged }
+            let classified = diff.classify(page.items, against: seen)
             diffing += clock.now - began
+            for var item in classified {
+                if item.kind == .unchanged {
+                    unchanged.append(SeenItem(id: item.id, version: item.version))
+                    continue
+                }
+                // Only the bodies of items to emit are kept, as JSON bytes; the parsed value goes.
+                if Self.mayEmit(item, poller: poller, firstRun: firstRun) {
+                    if let body = try? JSONText.data(item.value) {
+                        if body.count <= poller.maxItemBytes {
+                            item.body = body
+                            pollBytes += body.count
+                        } else {
+                            logger.warning("poller item larger than max_item_bytes skipped", metadata: ["poller": "\(poller.id)", "item": "\(item.id)", "bytes": "\(body.count)"])
+                        }
+                    }
+                }
+                item.value = NSNull()
+                changes.append(item)
+            }
+            // first_run {last: N}: only the last N so far keep their bodies.
+            if firstRun, case .last(let count) = poller.firstRun, changes.count - count > trimmed {
+                for index in trimmed..<(changes.count - count) {
+                    pollBytes -= changes[index].body?.count ?? 0
+                    changes[index].body = nil
+                }
+                trimmed = changes.count - count
+            }
             if let pageCursor = page.cursor { cursor = pageCursor }
             if case .offset(_, let overlap) = poller.pagination { offset += max(1, page.items.count - overlap) }
             guard let next = page.next, !visited.contains(next.absoluteString) else { break }
             if pageIndex == poller.maxPages - 1 { report.morePages = true }
+            // The rest waits for the next poll: what was read commits now (and is remembered), so
+            // each poll gets further. Keeps one poll's memory bounded whatever the API lists.
+            if pollBytes > Poller.maxPollBytes {
+                report.morePages = true
+                break
+            }
             url = next
+        }
+        if report.morePages {
+            logger.warning("poll stopped before the last page (max_pages or the poll's byte budget); the rest is read next poll", metadata: [
+                "poller": "\(poller.id)", "pages": "\(report.pages)", "max_pages": "\(poller.maxPages)",
+            ])
+        }
+        if diff.seenThisPoll.count > poller.maxSeen {
+            logger.warning("one poll lists more items than max_seen; the oldest remembered are forgotten and found new again", metadata: [
+                "poller": "\(poller.id)", "items": "\(diff.seenThisPoll.count)", "max_seen": "\(poller.maxSeen)",
+            ])
         }
         report.diffSeconds = Double(diffing.components.seconds) + Double(diffing.components.attoseconds) / 1e18
         report.skipped = diff.skipped
@@ -163,11 +216,12 @@ public final class PollRunner: Sendable {
             emitting = changes.filter { $0.kind == .new || poller.emitChanged != nil }
         }
         var events: [NewEvent] = []
+        /// Items to emit that could not be (too large, not serialisable): not remembered, so they
+        /// are emitted once they can be.
+        var notEmitted: Set<UInt64> = []
         for item in emitting {
-            let body: [UInt8]
-            do { body = try JSONText.data(item.value) } catch { continue }
-            guard body.count <= poller.maxItemBytes else {
-                logger.warning("poller item larger than max_item_bytes skipped", metadata: ["poller": "\(poller.id)", "item": "\(item.id)", "bytes": "\(body.count)"])
+            guard let body = item.body else {
+                notEmitted.insert(item.idHash)
                 continue
             }
             let changed = item.kind == .changed && !firstRun
@@ -182,8 +236,13 @@ public final class PollRunner: Sendable {
         report.changedItems = changes.count { $0.kind == .changed }
         guard !dryRun else { return report }
 
+        let remembered = changes.filter { !notEmitted.contains($0.idHash) }
+        var seenItems = remembered.map { SeenItem(id: $0.id, version: $0.version) }
+        // The store forgets the least recently written ids beyond max_seen: when it will, the
+        // unchanged ids listed now are written again, so the ones forgotten are those gone from the API.
+        if seen.count + remembered.count { $0.kind == .new } > poller.maxSeen { seenItems += unchanged }
         let commit = PollCommit(
-            poller: poller.id, expectedGeneration: generation, events: events, seen: changes.map { SeenItem(id: $0.id, version: $0.version) },
+            poller: poller.id, expectedGeneration: generation, events: events, seen: seenItems,
             cursor: cursor, etag: etag, lastModified: lastModified, at: start, nextPollAt: poller.schedule.next(after: start), maxSeen: poller.maxSeen
         )
         let outcome = try await store.commitPoll(commit)
@@ -199,7 +258,7 @@ public final class PollRunner: Sendable {
             report.emitted[index].duplicate = stored.duplicate
         }
         var updated = seen
-        for item in changes { updated.remember(idHash: item.idHash, version: item.version) }
+        for item in remembered { updated.remember(idHash: item.idHash, version: item.version) }
         // The store forgot its oldest items: this copy no longer matches it, read it again next time.
         if newState.itemsSeen < updated.count {
             memory.withLock { _ = $0.removeValue(forKey: poller.id) }
@@ -224,44 +283,76 @@ public final class PollRunner: Sendable {
         logger.warning("poll failed", metadata: ["poller": "\(poller.id)", "error": "\(failure.message)", "failures": "\(state.failures)", "retry_in": "\(Int(delay.rounded()))s"])
         let since = state.lastSuccessAt ?? state.failingSince ?? start
         guard !state.failing, now().timeIntervalSince(since) >= poller.failingAfter else { return }
-        guard try await store.setPollerFailing(poller.id, failing: true) else { return }
-        logger.error("poller failing", metadata: ["poller": "\(poller.id)", "since": "\(Timestamp.iso8601(since))"])
-        try await publish(type: "poller.failing", poller: poller.id, at: start, data: [
+        let notice = try notice(type: "poller.failing", poller: poller.id, at: start, data: [
             "poller": poller.id, "last_success_at": state.lastSuccessAt.map(Timestamp.iso8601) ?? NSNull(), "failing_since": Timestamp.iso8601(since),
             "failures": state.failures, "last_error": failure.message,
         ])
+        guard try await store.setPollerFailing(poller.id, failing: true, notice: notice) else { return }
+        logger.error("poller failing", metadata: ["poller": "\(poller.id)", "since": "\(Timestamp.iso8601(since))"])
     }
 
     private func noteRecovery(_ poller: Poller) async throws {
         // Most polls: nothing to do, and no write (the flag is read with the state next time).
         guard let state = try await store.pollerState(poller.id), state.failing else { return }
-        guard try await store.setPollerFailing(poller.id, failing: false) else { return }
-        logger.notice("poller recovered", metadata: ["poller": "\(poller.id)"])
-        try await publish(type: "poller.recovered", poller: poller.id, at: now(), data: [
+        let notice = try notice(type: "poller.recovered", poller: poller.id, at: now(), data: [
             "poller": poller.id, "last_success_at": state.lastSuccessAt.map(Timestamp.iso8601) ?? NSNull(),
         ])
+        guard try await store.setPollerFailing(poller.id, failing: false, notice: notice) else { return }
+        logger.notice("poller recovered", metadata: ["poller": "\(poller.id)"])
     }
 
-    /// Doorbell's own notice (`doorbell:poller.failing`), planned like any event so automations match it.
-    private func publish(type: String, poller: String, at: Date, data: [String: Any]) async throws {
+    /// Doorbell's own notice (`doorbell:poller.failing`), planned like any event so automations
+    /// match it; stored with the flag's change (`setPollerFailing`).
+    private func notice(type: String, poller: String, at: Date, data: [String: Any]) throws -> NewEvent {
         let body = try JSONSerialization.data(withJSONObject: data, options: [.sortedKeys, .withoutEscapingSlashes])
         let event = NewEvent(
             source: Source.noticesID, type: type, providerID: "\(type)-\(poller)-\(at.millisSince1970)", receivedAt: at,
             headers: [Header(name: "Content-Type", value: "application/json")], body: [UInt8](body)
         )
-        _ = try await store.ingest(planner.plan(event))
+        return planner.plan(event)
     }
 
-    static func firstURL(_ request: PollerRequest, values: [String: String]) -> URL? {
-        let rendered = PollerTemplate.render(request.url, values: values)
-        guard var components = URLComponents(string: rendered) else { return nil }
-        if !request.query.isEmpty {
-            var items = components.queryItems ?? []
-            for (name, value) in request.query { items.append(URLQueryItem(name: name, value: PollerTemplate.render(value, values: values))) }
-            components.queryItems = items
-            components.percentEncodedQuery = components.percentEncodedQuery?.replacingOccurrences(of: "+", with: "%2B")
+    static func firstURL(_ request: PollerRequest, values: [String: String]) throws(PollFailure) -> URL {
+        // A value (a cursor from the API's answer) must neither pick the host nor break out of its
+        // place in the URL: never in the authority, and percent-encoded (`&`, `#`, `/` stay data).
+        if let schemeEnd = request.url.range(of: "://") {
+            let rest = request.url[schemeEnd.upperBound...]
+            let authority = request.url[..<(rest.firstIndex(where: { "/?#".contains($0) }) ?? rest.endIndex)]
+            if authority.contains("{{") { throw PollFailure("{{…}} values may not be used in the request URL's scheme, host or port") }
         }
-        return components.url
+        let encoded = values.mapValues { $0.addingPercentEncoding(withAllowedCharacters: Self.unreserved) ?? "" }
+        let rendered = PollerTemplate.render(request.url, values: encoded)
+        guard var components = URLComponents(string: rendered) else { throw PollFailure("the request URL is not a URL after filling in its template") }
+        if !request.query.isEmpty {
+            // Appended already encoded: the URL's own query stays byte for byte as written.
+            var parts = (components.percentEncodedQuery ?? "").split(separator: "&").map(String.init)
+            for (name, value) in request.query { parts.append(PollPage.queryPair(name, PollerTemplate.render(value, values: values))) }
+            components.percentEncodedQuery = parts.joined(separator: "&")
+        }
+        guard let url = components.url else { throw PollFailure("the request URL is not a URL after filling in its template") }
+        return url
+    }
+
+    /// RFC 3986 unreserved characters: the only ones a template value keeps unencoded in the URL.
+    static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+    static func isSinglePage(_ pagination: PollerPagination) -> Bool {
+        if case .none = pagination { return true }
+        return false
+    }
+
+    /// Whether the request sends the kept `{{cursor}}` (URL, query or headers).
+    static func usesCursor(_ request: PollerRequest) -> Bool {
+        ([request.url] + request.query.map(\.1) + request.headers.map(\.1)).contains { PollerTemplate.names(in: $0).contains("cursor") }
+    }
+
+    /// Whether an item, new or changed, may become an event in this poll.
+    static func mayEmit(_ item: PolledItem, poller: Poller, firstRun: Bool) -> Bool {
+        if firstRun {
+            if case .baseline = poller.firstRun { return false }
+            return true
+        }
+        return item.kind == .new || poller.emitChanged != nil
     }
 
     static func describe(_ error: any Error) -> String {

@@ -3,7 +3,8 @@
 
 Items: {"id": "...", "name": "...", "updated_at": "v1"}, kept in insertion order. `noetag=1` on a
 listing leaves the ETag out (every poll then reads every page: the benchmark's unchanged poll).
-Listing routes (GET), each with an ETag over the whole list (If-None-Match → 304, counted):
+Listing routes (GET), each with an ETag over the whole list (If-None-Match → 304, counted; on /items
+`etag=page` makes it cover the asked page only; `next_base=<origin>` makes the next link absolute):
   /items?page=N&per_page=K   {"items": [...], "next": "/items?page=N+1&per_page=K" | null}   (next link)
   /link-items?page=N&per_page=K   {"items": [...]} with Link: <...>; rel="next"               (RFC 8288)
   /cursor-items?after=C&per_page=K   {"data": [...], "next_cursor": C' | ""}                    (cursor)
@@ -133,6 +134,12 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(200, {"items": [], "next": None}, [("ETag", '"empty"')])
         with lock:
             tag = etag()
+            if query.get("etag") == "page" and url.path == "/items":
+                # An ETag over this page's items only (as many real APIs): page 1 unchanged answers
+                # 304 even when a later page changed.
+                size = int(query.get("per_page", "100"))
+                digest = hashlib.sha256(json.dumps(items[(page - 1) * size:page * size], sort_keys=True).encode()).hexdigest()[:16]
+                tag = f'"p{digest}"'
             if self.headers.get("If-None-Match") == tag:
                 state["not_modified"] += 1
                 return self.answer(304, None, [("ETag", tag)])
@@ -162,7 +169,8 @@ class Handler(BaseHTTPRequestHandler):
         chunk = snapshot
         more = page * per_page < total
         if url.path == "/items":
-            return self.answer(200, {"items": chunk, "next": f"/items?page={page + 1}&per_page={per_page}" if more else None}, headers)
+            # next_base=http://host:port makes the next link absolute, to that origin.
+            return self.answer(200, {"items": chunk, "next": f"{query.get('next_base', '')}/items?page={page + 1}&per_page={per_page}" if more else None}, headers)
         if url.path == "/link-items":
             if more:
                 headers.append(("Link", f'</link-items?page={page + 1}&per_page={per_page}>; rel="next", </link-items?page=1&per_page={per_page}>; rel="first"'))
