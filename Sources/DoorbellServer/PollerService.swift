@@ -52,6 +52,10 @@ public final class PollerService: Service, Sendable {
     private func loop(_ poller: Poller) async {
         let lease = "poller:\(poller.id)"
         var holding = false
+        /// Polls in a row whose store write failed, and when the next may start: the store could not
+        /// take the back-off, so it is kept here (the API is not asked again every wake-up).
+        var storeFailures = 0
+        var notBefore: Date?
         while !Task.isCancelled {
             var wait = leaseLength / 3
             do {
@@ -61,11 +65,20 @@ public final class PollerService: Service, Sendable {
                 holding = held
                 if held {
                     let due = try await store.pollerState(poller.id)?.nextPollAt ?? at
-                    if due <= at {
-                        // A poll whose store write failed moved nothing: try again after a pause, not at once.
+                    if let notBefore, notBefore > at {
+                        wait = min(wait, notBefore.timeIntervalSince(at))
+                    } else if due <= at {
+                        // A poll whose store write failed moved nothing: try again after the back-off, not at once.
                         if await pollHoldingLease(poller, lease: lease) {
+                            storeFailures = 0
+                            notBefore = nil
                             let next = try await store.pollerState(poller.id)?.nextPollAt ?? now().addingTimeInterval(poller.schedule.nominalInterval)
                             wait = min(wait, max(0.05, next.timeIntervalSince(now())))
+                        } else {
+                            storeFailures += 1
+                            let delay = PollBackoff.delay(failures: storeFailures, interval: poller.schedule.nominalInterval, cap: poller.backoffMax, retryAfter: nil)
+                            notBefore = now().addingTimeInterval(delay)
+                            wait = min(wait, delay)
                         }
                     } else {
                         wait = min(wait, due.timeIntervalSince(at))
