@@ -128,7 +128,7 @@ struct APITests {
             #expect(one.status == 202)
             #expect(one.json["status"] as? String == "dead")
             // It runs again and dies again: one more failed attempt, then dead.
-            #expect(try await eventually { try await api(.GET, "\(base)/runs/\(runID)").json["status"] as? String == "dead" })
+            #expect(try await eventually(60) { try await api(.GET, "\(base)/runs/\(runID)").json["status"] as? String == "dead" })
             let replayed = try await api(.POST, "\(base)/events/\(eventID)/replay", [:])
             #expect(replayed.status == 202)
             #expect(replayed.json["replayed"] as? Int == 1, "the event's dead run; the succeeded one stays")

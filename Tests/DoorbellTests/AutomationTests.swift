@@ -111,7 +111,7 @@ struct AutomationTests {
                 #expect(reply.status == 200)
                 let eventID = try #require(reply.json["id"] as? String)
                 let store = try #require(server.store as? any RunStore)
-                #expect(try await eventually { try await store.runs(eventID: eventID, limit: 10).first?.status == .succeeded })
+                #expect(try await eventually(60) { try await store.runs(eventID: eventID, limit: 10).first?.status == .succeeded })
                 #expect(try await eventually { receiver.requests("/chat").count == 1 }, "the chained event ran its automation")
 
                 let calls = receiver.requests("/orders/paid")
