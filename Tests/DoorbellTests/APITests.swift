@@ -46,7 +46,7 @@ struct APITests {
             #expect(Self.data(try await api(.GET, "\(base)/events?q=5%25%25")).isEmpty, "%% is two percent signs, not a wildcard")
 
             // Dead runs: the refused http step of order.paid.
-            #expect(try await eventually { Self.data(try await api(.GET, "\(base)/events?status=dead")).count == 1 })
+            #expect(try await eventually(60) { Self.data(try await api(.GET, "\(base)/events?status=dead")).count == 1 })
             #expect(Self.data(try await api(.GET, "\(base)/events?status=dead")).first?["id"] as? String == ids[1])
 
             // Paging: two at a time until next_cursor is null.
@@ -83,7 +83,7 @@ struct APITests {
             let paid = try await api(.POST, "\(base)/events", ["type": "order.paid", "data": ["order": "o-1"]])
             let eventID = try #require(paid.json["id"] as? String)
             // Settled: the note run succeeded, the call run is dead, the delivery to erp is dead.
-            #expect(try await eventually {
+            #expect(try await eventually(60) {
                 let detail = try await api(.GET, "\(base)/events/\(eventID)").json
                 let runs = detail["runs"] as? [[String: Any]] ?? []
                 let deliveries = detail["deliveries"] as? [[String: Any]] ?? []
