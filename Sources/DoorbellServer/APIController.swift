@@ -103,9 +103,8 @@ struct APIController: Sendable {
 
     private func listEvents(_ request: Request) async throws -> Response {
         let query = try APIFilters(request).eventQuery
-        let events = try await store.events(matching: query)
-        let next = events.count == query.limit ? events.last.map { String($0.sequence) } : nil
-        return JSONResponse.make(.ok, Page(data: events.map(EventSummary.init), nextCursor: next))
+        let page = try await store.eventPage(matching: query)
+        return JSONResponse.make(.ok, Page(data: page.events.map(EventSummary.init), nextCursor: page.next.map(String.init)))
     }
 
     // MARK: endpoints
@@ -179,9 +178,8 @@ struct APIController: Sendable {
 
     private func listDeliveries(_ request: Request) async throws -> Response {
         let query = try APIFilters(request).runQuery(deliveries: true)
-        let runs = try await store.runs(matching: query)
-        let next = runs.count == query.limit ? runs.last?.cursor.description : nil
-        return JSONResponse.make(.ok, Page(data: runs.map { DeliveryView($0) }, nextCursor: next))
+        let page = try await store.runPage(matching: query)
+        return JSONResponse.make(.ok, Page(data: page.runs.map { DeliveryView($0) }, nextCursor: page.next?.description))
     }
 
     private func showDelivery(_ context: DoorbellRequestContext) async throws -> Response {

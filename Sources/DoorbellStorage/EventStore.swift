@@ -22,6 +22,10 @@ public protocol EventStore: Service {
     func events(matching query: EventQuery) async throws -> [StoredEvent]
     /// How many events match (for `doorbell events list` summaries and tests).
     func countEvents(matching query: EventQuery) async throws -> Int
+    /// The sequence of the `window`-th newest event matching `query`'s filters other than its text
+    /// (`bodyContains`, `floorSequence` and `limit` ignored; the cursor counts); nil when fewer match.
+    /// Where a body search that reads at most `window` bodies stops (see `eventPage`).
+    func searchFloor(matching query: EventQuery, window: Int) async throws -> Int64?
     /// Throws when the store cannot serve requests (`/readyz`): a `StoreError` whose `summary` is
     /// safe to show anyone and whose `reason` is for the log.
     func checkReady() async throws
@@ -65,6 +69,8 @@ public struct EventQuery: Sendable, Equatable {
     public var bodyContains: String?
     /// Only events older than this sequence number (paging backwards: the cursor).
     public var beforeSequence: Int64?
+    /// Only events at or after this sequence number: the far end of a search window.
+    public var floorSequence: Int64?
     public var limit: Int
 
     public init(source: String? = nil, type: String? = nil, statuses: [RunStatus] = [], since: Date? = nil, until: Date? = nil, bodyContains: String? = nil, beforeSequence: Int64? = nil, limit: Int = 50) {

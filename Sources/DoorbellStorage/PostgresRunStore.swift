@@ -120,6 +120,19 @@ extension PostgresStore {
         return try await rows(PostgresQuery(unsafeSQL: "SELECT runs.* FROM runs JOIN events ON events.id = runs.event_id \(clause) ORDER BY runs.created_at DESC, runs.seq DESC LIMIT $\(binds.count)", binds: binds)).map(Self.runRecord)
     }
 
+    public func searchFloor(matching query: RunQuery, window: Int) async throws -> RunCursor? {
+        var query = query
+        query.bodyContains = nil
+        query.floor = nil
+        var binds = PostgresBindings()
+        let clause = Self.filter(query, &binds)
+        binds.append(Int64(max(0, window - 1)))
+        // The events join only when a filter needs it: otherwise this is a walk of the runs index alone.
+        let join = query.readsEvents ? "JOIN events ON events.id = runs.event_id" : ""
+        return try await rows(PostgresQuery(unsafeSQL: "SELECT runs.created_at, runs.seq FROM runs \(join) \(clause) ORDER BY runs.created_at DESC, runs.seq DESC LIMIT 1 OFFSET $\(binds.count)", binds: binds))
+            .first.map { RunCursor(createdAtMillis: try $0["created_at"].decode(Int64.self), sequence: try $0["seq"].decode(Int64.self)) }
+    }
+
     public func run(id: String) async throws -> RunRecord? {
         try await rows("SELECT * FROM runs WHERE id = \(id)").first.map(Self.runRecord)
     }
@@ -278,6 +291,10 @@ extension PostgresStore {
         if let after = query.after {
             let created = bind(after.createdAtMillis)
             clauses.append("(runs.created_at < \(created) OR (runs.created_at = \(created) AND runs.seq < \(bind(after.sequence))))")
+        }
+        if let floor = query.floor {
+            let created = bind(floor.createdAtMillis)
+            clauses.append("(runs.created_at > \(created) OR (runs.created_at = \(created) AND runs.seq >= \(bind(floor.sequence))))")
         }
         return clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
     }

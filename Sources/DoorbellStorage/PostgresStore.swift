@@ -237,6 +237,17 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
         return try await rows(PostgresQuery(unsafeSQL: "SELECT * FROM events \(clause) ORDER BY seq DESC LIMIT $\(all.count)", binds: all)).map(Self.storedEvent)
     }
 
+    public func searchFloor(matching query: EventQuery, window: Int) async throws -> Int64? {
+        var query = query
+        query.bodyContains = nil
+        query.floorSequence = nil
+        let (clause, binds) = try Self.filter(query)
+        var all = binds
+        all.append(Int64(max(0, window - 1)))
+        return try await rows(PostgresQuery(unsafeSQL: "SELECT seq FROM events \(clause) ORDER BY seq DESC LIMIT 1 OFFSET $\(all.count)", binds: all))
+            .first.map { try $0["seq"].decode(Int64.self) }
+    }
+
     public func countEvents(matching query: EventQuery) async throws -> Int {
         let (clause, binds) = try Self.filter(query)
         return try await rows(PostgresQuery(unsafeSQL: "SELECT COUNT(*) AS n FROM events \(clause)", binds: binds)).first.map { try $0["n"].decode(Int.self) } ?? 0
@@ -357,6 +368,7 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
         if let until = query.until { binds.append(until.millis); clauses.append("received_at < $\(binds.count)") }
         if let text = query.bodyContains { clauses.append(Self.bodyContains("body", text, &binds)) }
         if let before = query.beforeSequence { binds.append(before); clauses.append("seq < $\(binds.count)") }
+        if let floor = query.floorSequence { binds.append(floor); clauses.append("seq >= $\(binds.count)") }
         return (clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND "), binds)
     }
 

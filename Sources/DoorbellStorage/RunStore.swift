@@ -40,6 +40,10 @@ public protocol RunStore: Sendable {
     func startRun(eventID: String, automation: String, now: Date) async throws -> Bool
     /// How many runs match (ignoring `limit` and the cursor), e.g. what a bulk replay would touch.
     func countRuns(matching query: RunQuery) async throws -> Int
+    /// The cursor of the `window`-th run in list order (newest first) matching `query`'s filters
+    /// other than its text (`bodyContains`, `floor` and `limit` ignored; the cursor counts); nil when
+    /// fewer match. Where a body search that reads at most `window` bodies stops (see `runPage`).
+    func searchFloor(matching query: RunQuery, window: Int) async throws -> RunCursor?
 }
 
 /// A filter over runs (and their events); nil fields match everything.
@@ -59,6 +63,8 @@ public struct RunQuery: Sendable, Equatable {
     public var bodyContains: String?
     /// Only runs after this one in the list's order (newest first): the page cursor.
     public var after: RunCursor?
+    /// Only runs up to and including this one in the list's order: the far end of a search window.
+    public var floor: RunCursor?
     public var limit: Int
 
     public init(eventID: String? = nil, automation: String? = nil, source: String? = nil, type: String? = nil, statuses: [RunStatus] = [], since: Date? = nil, until: Date? = nil, endpoint: String? = nil, deliveries: Bool? = nil, limit: Int = 50) {
@@ -73,6 +79,9 @@ public struct RunQuery: Sendable, Equatable {
         self.until = until
         self.limit = limit
     }
+
+    /// Whether a filter reads the run's event (so a store must join it).
+    public var readsEvents: Bool { source != nil || type != nil || since != nil || until != nil || bodyContains != nil }
 }
 
 extension RunQuery {

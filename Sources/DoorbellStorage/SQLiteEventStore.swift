@@ -280,7 +280,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
 
     public func events(matching query: EventQuery) async throws -> [StoredEvent] {
         try await pool.read { db in
-            let (whereClause, arguments) = Self.filter(query)
+            let (whereClause, arguments) = Self.filter(query, fewRuns: try Self.fewRuns(db, query))
             var all = arguments
             all += [query.limit]
             return try Row.fetchAll(db, sql: "SELECT * FROM events \(whereClause) ORDER BY seq DESC LIMIT ?", arguments: all)
@@ -288,9 +288,22 @@ public final class SQLiteEventStore: EventStore, RunStore {
         }
     }
 
+    public func searchFloor(matching query: EventQuery, window: Int) async throws -> Int64? {
+        var unbounded = query
+        unbounded.bodyContains = nil
+        unbounded.floorSequence = nil
+        let query = unbounded
+        return try await pool.read { db in
+            let (whereClause, arguments) = Self.filter(query, fewRuns: try Self.fewRuns(db, query))
+            var all = arguments
+            all += [max(0, window - 1)]
+            return try Int64.fetchOne(db, sql: "SELECT seq FROM events \(whereClause) ORDER BY seq DESC LIMIT 1 OFFSET ?", arguments: all)
+        }
+    }
+
     public func countEvents(matching query: EventQuery) async throws -> Int {
         try await pool.read { db in
-            let (whereClause, arguments) = Self.filter(query)
+            let (whereClause, arguments) = Self.filter(query, fewRuns: try Self.fewRuns(db, query))
             return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events \(whereClause)", arguments: arguments) ?? 0
         }
     }
@@ -368,7 +381,25 @@ public final class SQLiteEventStore: EventStore, RunStore {
         }
     }
 
-    private static func filter(_ query: EventQuery) -> (String, StatementArguments) {
+    /// Up to this many runs in the statuses filtered on, the status filter starts from those runs.
+    static let fewRunsLimit = 2000
+
+    /// Whether at most `fewRunsLimit` runs are in the query's statuses (a walk of the status index
+    /// that stops there); false without a status filter.
+    private static func fewRuns(_ db: Database, _ query: EventQuery) throws -> Bool {
+        guard !query.statuses.isEmpty else { return false }
+        var arguments = StatementArguments(query.statuses.map(\.rawValue))
+        arguments += [fewRunsLimit + 1]
+        let marks = query.statuses.map { _ in "?" }.joined(separator: ", ")
+        let found = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE status IN (\(marks)) LIMIT ?)", arguments: arguments) ?? 0
+        return found <= fewRunsLimit
+    }
+
+    /// `fewRuns`: the status filter starts from the runs in those statuses (few: pending, running,
+    /// often dead), else it walks events newest first probing each one's runs (many: succeeded).
+    /// Either way the answer is the same; only the cost differs (a status no run is in walked every
+    /// event the second way: seconds at a million).
+    private static func filter(_ query: EventQuery, fewRuns: Bool) -> (String, StatementArguments) {
         var clauses: [String] = []
         var arguments: StatementArguments = []
         if let source = query.source {
@@ -380,7 +411,10 @@ public final class SQLiteEventStore: EventStore, RunStore {
             arguments += [type]
         }
         if !query.statuses.isEmpty {
-            clauses.append("EXISTS (SELECT 1 FROM runs WHERE runs.event_id = events.id AND runs.status IN (\(query.statuses.map { _ in "?" }.joined(separator: ", "))))")
+            let marks = query.statuses.map { _ in "?" }.joined(separator: ", ")
+            clauses.append(fewRuns
+                ? "seq IN (SELECT e.seq FROM runs JOIN events e ON e.id = runs.event_id WHERE runs.status IN (\(marks)))"
+                : "EXISTS (SELECT 1 FROM runs WHERE runs.event_id = events.id AND runs.status IN (\(marks)))")
             for status in query.statuses { arguments += [status.rawValue] }
         }
         if let since = query.since { clauses.append("received_at >= ?"); arguments += [since.millis] }
@@ -389,6 +423,10 @@ public final class SQLiteEventStore: EventStore, RunStore {
         if let before = query.beforeSequence {
             clauses.append("seq < ?")
             arguments += [before]
+        }
+        if let floor = query.floorSequence {
+            clauses.append("seq >= ?")
+            arguments += [floor]
         }
         return (clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND "), arguments)
     }

@@ -111,6 +111,22 @@ extension SQLiteEventStore {
         }
     }
 
+    public func searchFloor(matching query: RunQuery, window: Int) async throws -> RunCursor? {
+        var query = query
+        query.bodyContains = nil
+        query.floor = nil
+        let (clause, arguments) = Self.filter(query)
+        var bound = arguments
+        bound += [max(0, window - 1)]
+        let all = bound
+        // The events join only when a filter needs it: otherwise this is a walk of the runs index alone.
+        let join = query.readsEvents ? "JOIN events ON events.id = runs.event_id" : ""
+        let statement = "SELECT runs.created_at, runs.seq FROM runs \(join) \(clause) ORDER BY runs.created_at DESC, runs.seq DESC LIMIT 1 OFFSET ?"
+        return try await pool.read { db in
+            try Row.fetchOne(db, sql: statement, arguments: all).map { RunCursor(createdAtMillis: $0[0], sequence: $0[1]) }
+        }
+    }
+
     public func run(id: String) async throws -> RunRecord? {
         try await pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]).map(Self.runRecord) }
     }
@@ -170,6 +186,10 @@ extension SQLiteEventStore {
         if let after = query.after {
             clauses.append("(runs.created_at < ? OR (runs.created_at = ? AND runs.seq < ?))")
             arguments += [after.createdAtMillis, after.createdAtMillis, after.sequence]
+        }
+        if let floor = query.floor {
+            clauses.append("(runs.created_at > ? OR (runs.created_at = ? AND runs.seq >= ?))")
+            arguments += [floor.createdAtMillis, floor.createdAtMillis, floor.sequence]
         }
         return (clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND "), arguments)
     }

@@ -182,6 +182,17 @@ enum SQLiteSchema {
                 );
                 """)
         }
+        migrator.registerMigration("v11-list-indexes") { db in
+            // The dashboard's and the API's lists walk an index in their own order and stop at a page:
+            // events of one source newest first, runs and deliveries newest first by (created_at, seq),
+            // and "has a run in this status" probed per event (with only `status` indexed, SQLite
+            // walked every run in that status for each event: minutes at a million events).
+            try db.execute(sql: """
+                CREATE INDEX events_source ON events (source, seq);
+                CREATE INDEX runs_event_status ON runs (event_id, status);
+                CREATE INDEX runs_created ON runs (created_at, seq);
+                """)
+        }
         return migrator
     }
 

@@ -157,6 +157,90 @@ struct StoreFilterTests {
         try await store.close()
     }
 
+    @Test("a body search reads at most a window of events (or runs) matching the other filters per page; paging on finds every match once, in order, across windows holding none", arguments: StoreBackend.all)
+    func searchWindows(_ backend: StoreBackend) async throws {
+        let store = try await backend.open()
+        // 30 events, alternately shop and github; "needle" in shop events 0, 4, 6, 20 and github event 5.
+        var ids: [Int: String] = [:]
+        for index in 0..<30 {
+            let needle = [0, 4, 5, 6, 20].contains(index)
+            ids[index] = try await Self.ingest(store, source: index.isMultiple(of: 2) ? "shop" : "github", at: Double(index),
+                                               body: needle ? #"{"note":"a needle here","n":\#(index)}"# : #"{"n":\#(index)}"#,
+                                               runs: [PlannedRun(automation: "x")])
+        }
+        // Window 5 over the 15 shop events (28…0): [28…20] holds 20; [18…10] nothing; [8…0] holds 6, 4, 0.
+        var eventPages: [[String]] = []
+        var ended: [Bool] = []
+        var query = EventQuery(source: "shop", bodyContains: "needle", limit: 2)
+        while true {
+            let page = try await store.eventPage(matching: query, window: 5)
+            eventPages.append(page.events.map(\.event.id))
+            ended.append(page.windowEnded)
+            guard let next = page.next else { break }
+            query.beforeSequence = next
+            if eventPages.count > 20 { Issue.record("paging does not end"); break }
+        }
+        #expect(eventPages == [[ids[20]!], [], [ids[6]!, ids[4]!], [ids[0]!]], "a window at a time, none skipped, none twice")
+        #expect(ended == [true, true, false, false])
+        let unbounded = try await store.eventPage(matching: EventQuery(source: "shop", bodyContains: "needle", limit: 10), window: 100)
+        #expect(unbounded.events.map(\.event.id) == [ids[20]!, ids[6]!, ids[4]!, ids[0]!] && unbounded.next == nil && !unbounded.windowEnded)
+        let plain = try await store.eventPage(matching: EventQuery(source: "shop", limit: 10), window: 5)
+        #expect(plain.events.count == 10 && !plain.windowEnded, "without q the window does not apply")
+
+        var runPages: [[String]] = []
+        var runQuery = RunQuery(source: "shop", limit: 2)
+        runQuery.bodyContains = "needle"
+        while true {
+            let page = try await store.runPage(matching: runQuery, window: 5)
+            runPages.append(page.runs.map(\.eventID))
+            guard let next = page.next else { break }
+            runQuery.after = next
+            if runPages.count > 20 { Issue.record("paging does not end"); break }
+        }
+        #expect(runPages == [[ids[20]!], [], [ids[6]!, ids[4]!], [ids[0]!]], "runs page through the same windows")
+        try await store.close()
+    }
+
+    @Test("the status filter answers the same whether few runs are in the status (2,010 dead runs, 5 succeeded ones): newest first, counted, paged", arguments: StoreBackend.all)
+    func statusFilterAtScale(_ backend: StoreBackend) async throws {
+        let store = try await backend.open()
+        var ids: [String] = []
+        for batch in stride(from: 0, to: 2010, by: 30) {
+            try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                for index in batch..<min(batch + 30, 2010) {
+                    group.addTask {
+                        let runs = [PlannedRun(automation: "x")] + (index.isMultiple(of: 500) ? [PlannedRun(automation: "y")] : [])
+                        return (index, try await Self.ingest(store, at: Double(index), body: "{}", runs: runs))
+                    }
+                }
+                var found: [(Int, String)] = []
+                for try await pair in group { found.append(pair) }
+                ids += found.sorted { $0.0 < $1.0 }.map(\.1)
+            }
+        }
+        for _ in 0..<3 { try await Self.settle(store, "x", as: .dead) }
+        try await Self.settle(store, "y", as: .succeeded)
+        // Arrival order is the ingest order only within a batch; compare against the store's own order.
+        let newestFirst = try await store.events(matching: EventQuery(limit: 3000)).map(\.event.id)
+        #expect(newestFirst.count == 2010)
+        #expect(try await store.countEvents(matching: EventQuery(statuses: [.dead])) == 2010)
+        #expect(try await store.events(matching: EventQuery(statuses: [.dead], limit: 7)).map(\.event.id) == Array(newestFirst.prefix(7)))
+        let succeeded = Set([0, 500, 1000, 1500, 2000].map { ids[$0] })
+        #expect(try await store.events(matching: EventQuery(statuses: [.succeeded], limit: 50)).map(\.event.id) == newestFirst.filter(succeeded.contains))
+        #expect(try await store.countEvents(matching: EventQuery(statuses: [.succeeded])) == 5)
+        #expect(try await store.events(matching: EventQuery(statuses: [.running, .pending], limit: 50)).isEmpty)
+        var cursorQuery = EventQuery(statuses: [.succeeded], limit: 2)
+        var paged: [String] = []
+        while true {
+            let page = try await store.eventPage(matching: cursorQuery)
+            paged += page.events.map(\.event.id)
+            guard let next = page.next else { break }
+            cursorQuery.beforeSequence = next
+        }
+        #expect(paged == newestFirst.filter(succeeded.contains), "few runs: pages without gaps or repeats")
+        try await store.close()
+    }
+
     @Test("RunCursor text: only <millis>.<seq> with whole non-negative numbers parses")
     func cursorText() {
         #expect(RunCursor("1800000000000.42") == RunCursor(createdAtMillis: 1_800_000_000_000, sequence: 42))

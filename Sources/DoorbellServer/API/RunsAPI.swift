@@ -46,9 +46,8 @@ extension APIController {
     /// `GET /api/v1/runs`: automation runs, newest first, by the shared filters plus `automation`, `event`.
     func listRuns(_ request: Request) async throws -> Response {
         let query = try APIFilters(request).runQuery(deliveries: false)
-        let runs = try await store.runs(matching: query)
-        let next = runs.count == query.limit ? runs.last?.cursor.description : nil
-        return JSONResponse.make(.ok, Page(data: runs.map { RunView($0) }, nextCursor: next))
+        let page = try await store.runPage(matching: query)
+        return JSONResponse.make(.ok, Page(data: page.runs.map { RunView($0) }, nextCursor: page.next?.description))
     }
 
     /// `GET /api/v1/runs/{id}`: one run with its completed steps.

@@ -201,8 +201,8 @@ struct DashboardController: Sendable {
 
     private func events(_ request: Request, _ signedIn: SignedIn) async throws -> Response {
         let filter = ListFilter(query: request)
-        let found = try await store.events(matching: try filter.eventQuery(now: now()))
-        return EventsView.render(filter: filter, events: found, sources: sourceIDs, signedIn: signedIn)
+        let page = try await store.eventPage(matching: try filter.eventQuery(now: now()))
+        return EventsView.render(filter: filter, page: page, sources: sourceIDs, signedIn: signedIn)
     }
 
     var sourceIDs: [String] { configuration.sources.map(\.id) + configuration.pollers.map(\.id) + [Source.apiID, Source.noticesID] }
@@ -222,8 +222,8 @@ struct DashboardController: Sendable {
 
     private func runs(_ request: Request, deliveries: Bool, signedIn: SignedIn) async throws -> Response {
         let filter = ListFilter(query: request)
-        let found = try await store.runs(matching: try filter.runQuery(deliveries: deliveries, now: now()))
-        return RunsView.render(filter: filter, runs: found, deliveries: deliveries, sources: sourceIDs, signedIn: signedIn, notice: request.uri.queryParameters["notice"].map(String.init))
+        let page = try await store.runPage(matching: try filter.runQuery(deliveries: deliveries, now: now()))
+        return RunsView.render(filter: filter, page: page, deliveries: deliveries, sources: sourceIDs, signedIn: signedIn, notice: request.uri.queryParameters["notice"].map(String.init))
     }
 }
 

@@ -5,17 +5,20 @@ import Hummingbird
 /// `/ui/runs` and `/ui/deliveries`: the same filters as events; a bulk replay acts on exactly the
 /// filter on screen, after a page that says how many it will touch.
 enum RunsView {
-    static func render(filter: ListFilter, runs: [RunRecord], deliveries: Bool, sources: [String], signedIn: SignedIn, notice: String?) -> Response {
+    static func render(filter: ListFilter, page: RunPage, deliveries: Bool, sources: [String], signedIn: SignedIn, notice: String?) -> Response {
         let base = deliveries ? "/ui/deliveries" : "/ui/runs"
-        let rows = runs.map { run -> HTML in
+        let rows = page.runs.map { run -> HTML in
             """
             <tr data-run-id="\(run.id)"><td class="hide-small">\(Format.time(run.createdAt))</td><td>\(deliveries ? (run.endpoint ?? "") : run.automation)</td>
             <td>\(Layout.status(run.status.rawValue))</td><td>\(run.attempt)</td>
             <td><a href="/ui/events/\(PercentEncoding.encode(run.eventID))">\(run.eventID)</a></td><td class="muted">\(Format.excerpt(run.lastError ?? "", 160))</td></tr>
             """
         }
-        let older: HTML = runs.count == filter.limit ? "<a href=\"\(base)\(Format.query(filter.pairs(cursor: runs.last!.cursor.description)))\">Older →</a>" : .empty
         let noun = deliveries ? "deliveries" : "runs"
+        let older: HTML = page.next.map { next in
+            let link: HTML = "<a href=\"\(base)\(Format.query(filter.pairs(cursor: next.description)))\" id=\"older\">\(page.windowEnded ? "Search older →" : "Older →")</a>"
+            return page.windowEnded ? "<span class=\"muted\" id=\"window-ended\">Searched the \(SearchWindow.size) newest \(noun) here.</span> \(link)" : link
+        } ?? .empty
         let bulkStatus = filter.status == .succeeded ? "succeeded" : "dead"
         let content: HTML = """
         <h1>\(deliveries ? "Deliveries" : "Runs")</h1>
