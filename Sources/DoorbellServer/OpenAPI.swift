@@ -114,7 +114,7 @@ public enum OpenAPI {
               "type": "string",
               "maxLength": 1000
             },
-            "description": "Text the event's raw body contains, compared byte for byte (case-sensitive, no wildcards)"
+            "description": "Text the event's raw body contains, compared byte for byte (case-sensitive, no wildcards). One page reads at most the 50,000 newest bodies matching the other filters (below the cursor): it may hold fewer items than limit, even none, and still carry a next_cursor that continues the search further back; next_cursor is null once everything was searched."
           },
           {
             "name": "cursor",
@@ -470,7 +470,7 @@ public enum OpenAPI {
               "type": "string",
               "maxLength": 1000
             },
-            "description": "Text the event's raw body contains, compared byte for byte (case-sensitive, no wildcards)"
+            "description": "Text the event's raw body contains, compared byte for byte (case-sensitive, no wildcards). One page reads at most the 50,000 newest bodies matching the other filters (below the cursor): it may hold fewer items than limit, even none, and still carry a next_cursor that continues the search further back; next_cursor is null once everything was searched."
           },
           {
             "name": "automation",
@@ -1525,7 +1525,7 @@ public enum OpenAPI {
               "type": "string",
               "maxLength": 1000
             },
-            "description": "Text the event's raw body contains, compared byte for byte (case-sensitive, no wildcards)"
+            "description": "Text the event's raw body contains, compared byte for byte (case-sensitive, no wildcards). One page reads at most the 50,000 newest bodies matching the other filters (below the cursor): it may hold fewer items than limit, even none, and still carry a next_cursor that continues the search further back; next_cursor is null once everything was searched."
           },
           {
             "name": "endpoint",
