@@ -13,9 +13,7 @@
 set -euo pipefail
 if [ "${1:-}" = "--standalone" ]; then
     cd "$(dirname "$0")/../.."
-    echo "building release..." >&2
-    swift build -c release >/dev/null
-    BIN="$(swift build -c release --show-bin-path)"
+    BIN="$(scripts/bench.d/build-release.sh)"  # under the shared build lock
     WORK="$(mktemp -d /tmp/doorbell-dashboard.XXXXXX)"
     OWN_WORK=1
 else

@@ -17,9 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "${1:-}" = "--standalone" ]; then
     command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-    echo "building release..." >&2
-    swift build -c release >/dev/null
-    BIN="$(swift build -c release --show-bin-path)"
+    BIN="$(scripts/bench.d/build-release.sh)"  # under the shared build lock
     WORK="$(mktemp -d /tmp/doorbell-bench.XXXXXX)"
     SECONDS_="${2:-10}"; HMAC_SECRET="bench-hmac-secret"; STRIPE_SECRET="whsec_bench_secret"
     python3 scripts/bench.d/request.py "$STRIPE_SECRET" "$HMAC_SECRET" "$WORK/request.lua"

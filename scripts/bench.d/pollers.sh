@@ -9,8 +9,7 @@
 set -euo pipefail
 if [ "${1:-}" = "--standalone" ]; then
     cd "$(dirname "$0")/../.."
-    swift build -c release >/dev/null
-    BIN="$(swift build -c release --show-bin-path)"
+    BIN="$(scripts/bench.d/build-release.sh)"  # under the shared build lock
     WORK="$(mktemp -d /tmp/doorbell-pollers.XXXXXX)"
     trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 else

@@ -6,8 +6,7 @@
 set -euo pipefail
 if [ "${1:-}" = "--standalone" ]; then
     cd "$(dirname "$0")/../.."
-    swift build -c release >/dev/null
-    BIN="$(swift build -c release --show-bin-path)"
+    BIN="$(scripts/bench.d/build-release.sh)"  # under the shared build lock
     WORK="$(mktemp -d /tmp/doorbell-prune.XXXXXX)"
     trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
     SECONDS_="${2:-5}"; ROWS="${3:-200000}"; HMAC_SECRET="bench-hmac-secret"

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Profiles new-event ingest: the release `doorbell serve` on an empty database, wrk driving the
+# `form` hmac source (every request a new, fsynced row) at 32 connections, and `perf record` on the
+# server for SECONDS (default 10) after 2 s of warm-up. Writes to OUT (default /tmp/profile-ingest):
+#   self.txt     self time per symbol (no call graph, so perf costs the server little)
+#   groups.txt   the self time by area (profile_groups.py)
+#   callers.txt  with --callers: call graphs (dwarf) of the hottest symbols, to see who calls them
+#   wrk.json     the load's figures while perf ran (perf slows the server: compare only within a profile)
+# Usage: scripts/bench.d/profile-ingest.sh [SECONDS] [OUT] [--callers]   (scripts/bench profile runs it)
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$ROOT"
+SECONDS_="${1:-10}"
+OUT="${2:-/tmp/profile-ingest}"
+CALLERS="${3:-}"
+command -v perf >/dev/null || { echo "perf is not installed (apt-get install linux-perf)" >&2; exit 1; }
+BIN="$(scripts/bench.d/build-release.sh)"
+WORK="$(mktemp -d /tmp/doorbell-profile.XXXXXX)"
+mkdir -p "$OUT"
+SERVER=""
+trap 'if [ -n "$SERVER" ]; then kill -TERM "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
+python3 scripts/bench.d/request.py whsec_bench_secret bench-hmac-secret "$WORK/request.lua"
+cat >"$WORK/doorbell.yml" <<YAML
+server: { listen: "127.0.0.1:18087" }
+storage: "sqlite:doorbell.db"
+retention: { events: forever, runs: forever, attempts: forever }
+sources:
+  - id: form
+    provider: hmac
+    hmac: { header: X-Signature, algorithm: sha256, encoding: hex }
+    secrets: ["bench-hmac-secret"]
+YAML
+URL="http://127.0.0.1:18087/hooks/form"
+
+# record MODE: a fresh server, warm-up, perf for SECONDS while wrk keeps the load on.
+record() {
+    rm -f "$WORK"/doorbell.db*
+    (cd "$WORK" && exec "$BIN/doorbell" serve --config doorbell.yml --log-level error >>"$OUT/serve.log" 2>&1) &
+    SERVER=$!
+    for _ in $(seq 1 100); do curl -s -o /dev/null -X POST "$URL" && break; sleep 0.1; done
+    wrk -t2 -c32 -d2s --timeout 5s -s "$WORK/request.lua" "$URL" >/dev/null
+    wrk -t2 -c32 -d"$(( SECONDS_ + 2 ))s" --timeout 5s -s "$WORK/request.lua" "$URL" | grep '^{' >"$OUT/wrk-$1.json" &
+    local load=$!
+    sleep 1
+    if [ "$1" = self ]; then
+        perf record -F 999 -p "$SERVER" -o "$OUT/perf-self.data" -- sleep "$SECONDS_" 2>"$OUT/perf-record.log"
+    else
+        perf record -F 299 --call-graph dwarf,16384 -p "$SERVER" -o "$OUT/perf-callers.data" -- sleep "$SECONDS_" 2>>"$OUT/perf-record.log"
+    fi
+    wait "$load"
+    kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null || true
+    SERVER=""
+}
+
+: >"$OUT/serve.log"
+record self
+cp "$OUT/wrk-self.json" "$OUT/wrk.json"
+perf report -i "$OUT/perf-self.data" --no-children --sort dso,symbol --stdio --percent-limit 0.05 2>/dev/null \
+    | swift demangle --simplified >"$OUT/self.txt"
+python3 scripts/bench.d/profile_groups.py "$OUT/self.txt" >"$OUT/groups.txt"
+if [ "$CALLERS" = --callers ]; then
+    record callers
+    perf report -i "$OUT/perf-callers.data" --no-children --sort symbol --stdio --percent-limit 1.5 \
+        -g caller,0.5,callee,function,percent --max-stack 24 2>/dev/null | swift demangle --simplified >"$OUT/callers.txt"
+fi
+cat "$OUT/groups.txt"
+echo "under load while profiled: $(cat "$OUT/wrk.json")"
+if [ -s "$OUT/serve.log" ]; then echo "doorbell logged at level error:"; head -5 "$OUT/serve.log"; fi
