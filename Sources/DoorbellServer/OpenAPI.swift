@@ -114,7 +114,7 @@ public enum OpenAPI {
               "type": "string",
               "maxLength": 1000
             },
-            "description": "Text the event's raw body contains, compared byte for byte (case-sensitive, no wildcards). One page reads at most the 50,000 newest bodies matching the other filters (below the cursor): it may hold fewer items than limit, even none, and still carry a next_cursor that continues the search further back; next_cursor is null once everything was searched."
+            "description": "Text the event's raw body contains, compared byte for byte (case-sensitive, no wildcards). One page reads at most 50,000 bodies below the cursor (events of the source and type asked for; runs or deliveries of any kind): it may hold fewer items than limit, even none, and still carry a next_cursor that continues the search further back; next_cursor is null once everything was searched (or the search reached back past since)."
           },
           {
             "name": "cursor",
@@ -470,7 +470,7 @@ public enum OpenAPI {
               "type": "string",
               "maxLength": 1000
             },
-            "description": "Text the event's raw body contains, compared byte for byte (case-sensitive, no wildcards). One page reads at most the 50,000 newest bodies matching the other filters (below the cursor): it may hold fewer items than limit, even none, and still carry a next_cursor that continues the search further back; next_cursor is null once everything was searched."
+            "description": "Text the event's raw body contains, compared byte for byte (case-sensitive, no wildcards). One page reads at most 50,000 bodies below the cursor (events of the source and type asked for; runs or deliveries of any kind): it may hold fewer items than limit, even none, and still carry a next_cursor that continues the search further back; next_cursor is null once everything was searched (or the search reached back past since)."
           },
           {
             "name": "automation",
@@ -1525,7 +1525,7 @@ public enum OpenAPI {
               "type": "string",
               "maxLength": 1000
             },
-            "description": "Text the event's raw body contains, compared byte for byte (case-sensitive, no wildcards). One page reads at most the 50,000 newest bodies matching the other filters (below the cursor): it may hold fewer items than limit, even none, and still carry a next_cursor that continues the search further back; next_cursor is null once everything was searched."
+            "description": "Text the event's raw body contains, compared byte for byte (case-sensitive, no wildcards). One page reads at most 50,000 bodies below the cursor (events of the source and type asked for; runs or deliveries of any kind): it may hold fewer items than limit, even none, and still carry a next_cursor that continues the search further back; next_cursor is null once everything was searched (or the search reached back past since)."
           },
           {
             "name": "endpoint",

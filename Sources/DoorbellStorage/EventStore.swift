@@ -22,10 +22,10 @@ public protocol EventStore: Service {
     func events(matching query: EventQuery) async throws -> [StoredEvent]
     /// How many events match (for `doorbell events list` summaries and tests).
     func countEvents(matching query: EventQuery) async throws -> Int
-    /// The sequence of the `window`-th newest event matching `query`'s filters other than its text
-    /// (`bodyContains`, `floorSequence` and `limit` ignored; the cursor counts); nil when fewer match.
-    /// Where a body search that reads at most `window` bodies stops (see `eventPage`).
-    func searchFloor(matching query: EventQuery, window: Int) async throws -> Int64?
+    /// The `window`-th newest event matching `query` (`limit` ignored), when at least one older
+    /// event matches too; nil when `window` or fewer match. Where a body search that reads at most
+    /// `window` bodies stops (see `eventPage`).
+    func searchFloor(matching query: EventQuery, window: Int) async throws -> EventPosition?
     /// Throws when the store cannot serve requests (`/readyz`): a `StoreError` whose `summary` is
     /// safe to show anyone and whose `reason` is for the log.
     func checkReady() async throws

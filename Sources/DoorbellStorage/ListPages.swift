@@ -11,6 +11,17 @@ public enum SearchWindow {
     public static let size = 50_000
 }
 
+/// Where an event stands in arrival order.
+public struct EventPosition: Sendable, Equatable {
+    public var sequence: Int64
+    public var receivedAt: Date
+
+    public init(sequence: Int64, receivedAt: Date) {
+        self.sequence = sequence
+        self.receivedAt = receivedAt
+    }
+}
+
 /// One page of events, newest first.
 public struct EventPage: Sendable {
     public var events: [StoredEvent]
@@ -30,33 +41,60 @@ public struct RunPage: Sendable {
     public var windowEnded: Bool
 }
 
+/// Clocks of several nodes (or one stepped back) may disagree this much: a window that reached
+/// back past `since` by more than this ends the search.
+let clockAllowance: TimeInterval = 60
+
 extension EventStore {
     /// A page of `events(matching:)` with its next cursor; a body search reads at most `window` bodies.
+    ///
+    /// The window counts events of the query's source and type below the cursor, ignoring the
+    /// status and time filters: those have no index that gives arrival order, so counting with them
+    /// could itself read every event. Any floor below the cursor keeps paging exact (a page covers
+    /// [floor, cursor), the next one starts below the floor); the cheap one just bounds the cost.
+    /// Events are stored in arrival order, so once the window reaches back past `since` (with
+    /// `clockAllowance`), nothing older can match and the search ends.
     public func eventPage(matching query: EventQuery, window: Int = SearchWindow.size) async throws -> EventPage {
         var query = query
         var floor: Int64?
+        var exhausted = false
         if query.bodyContains != nil {
-            floor = try await searchFloor(matching: query, window: window)
-            query.floorSequence = floor
+            let counted = EventQuery(source: query.source, type: query.type, beforeSequence: query.beforeSequence)
+            if let position = try await searchFloor(matching: counted, window: window) {
+                floor = position.sequence
+                query.floorSequence = position.sequence
+                if let since = query.since, position.receivedAt < since.addingTimeInterval(-clockAllowance) { exhausted = true }
+            }
         }
         let events = try await events(matching: query)
         if events.count == query.limit, let last = events.last { return EventPage(events: events, next: last.sequence, windowEnded: false) }
         // Fewer than a page: everything down to the floor was looked at; the next window starts below it.
-        return EventPage(events: events, next: floor, windowEnded: floor != nil)
+        guard let floor, !exhausted else { return EventPage(events: events, next: nil, windowEnded: false) }
+        return EventPage(events: events, next: floor, windowEnded: true)
     }
 }
 
 extension RunStore {
     /// A page of `runs(matching:)` with its next cursor; a body search reads at most `window` bodies.
+    /// As `eventPage`: the window counts runs (or deliveries) below the cursor, whatever the other
+    /// filters; a run is created after its event arrives, so a window reaching back past `since`
+    /// ends the search.
     public func runPage(matching query: RunQuery, window: Int = SearchWindow.size) async throws -> RunPage {
         var query = query
         var floor: RunCursor?
+        var exhausted = false
         if query.bodyContains != nil {
-            floor = try await searchFloor(matching: query, window: window)
-            query.floor = floor
+            var counted = RunQuery(deliveries: query.deliveries)
+            counted.after = query.after
+            if let position = try await searchFloor(matching: counted, window: window) {
+                floor = position
+                query.floor = position
+                if let since = query.since, Date(millis: position.createdAtMillis) < since.addingTimeInterval(-clockAllowance) { exhausted = true }
+            }
         }
         let runs = try await runs(matching: query)
         if runs.count == query.limit, let last = runs.last { return RunPage(runs: runs, next: last.cursor, windowEnded: false) }
-        return RunPage(runs: runs, next: floor, windowEnded: floor != nil)
+        guard let floor, !exhausted else { return RunPage(runs: runs, next: nil, windowEnded: false) }
+        return RunPage(runs: runs, next: floor, windowEnded: true)
     }
 }

@@ -121,16 +121,14 @@ extension PostgresStore {
     }
 
     public func searchFloor(matching query: RunQuery, window: Int) async throws -> RunCursor? {
-        var query = query
-        query.bodyContains = nil
-        query.floor = nil
         var binds = PostgresBindings()
         let clause = Self.filter(query, &binds)
         binds.append(Int64(max(0, window - 1)))
         // The events join only when a filter needs it: otherwise this is a walk of the runs index alone.
         let join = query.readsEvents ? "JOIN events ON events.id = runs.event_id" : ""
-        return try await rows(PostgresQuery(unsafeSQL: "SELECT runs.created_at, runs.seq FROM runs \(join) \(clause) ORDER BY runs.created_at DESC, runs.seq DESC LIMIT 1 OFFSET $\(binds.count)", binds: binds))
-            .first.map { RunCursor(createdAtMillis: try $0["created_at"].decode(Int64.self), sequence: try $0["seq"].decode(Int64.self)) }
+        let found = try await rows(PostgresQuery(unsafeSQL: "SELECT runs.created_at, runs.seq FROM runs \(join) \(clause) ORDER BY runs.created_at DESC, runs.seq DESC LIMIT 2 OFFSET $\(binds.count)", binds: binds))
+        guard found.count == 2 else { return nil }
+        return RunCursor(createdAtMillis: try found[0]["created_at"].decode(Int64.self), sequence: try found[0]["seq"].decode(Int64.self))
     }
 
     public func run(id: String) async throws -> RunRecord? {

@@ -237,15 +237,14 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
         return try await rows(PostgresQuery(unsafeSQL: "SELECT * FROM events \(clause) ORDER BY seq DESC LIMIT $\(all.count)", binds: all)).map(Self.storedEvent)
     }
 
-    public func searchFloor(matching query: EventQuery, window: Int) async throws -> Int64? {
-        var query = query
-        query.bodyContains = nil
-        query.floorSequence = nil
+    public func searchFloor(matching query: EventQuery, window: Int) async throws -> EventPosition? {
         let (clause, binds) = try Self.filter(query)
         var all = binds
         all.append(Int64(max(0, window - 1)))
-        return try await rows(PostgresQuery(unsafeSQL: "SELECT seq FROM events \(clause) ORDER BY seq DESC LIMIT 1 OFFSET $\(all.count)", binds: all))
-            .first.map { try $0["seq"].decode(Int64.self) }
+        // Two rows: the floor, and proof that an older one exists (else the window holds them all).
+        let found = try await rows(PostgresQuery(unsafeSQL: "SELECT seq, received_at FROM events \(clause) ORDER BY seq DESC LIMIT 2 OFFSET $\(all.count)", binds: all))
+        guard found.count == 2 else { return nil }
+        return EventPosition(sequence: try found[0]["seq"].decode(Int64.self), receivedAt: Date(millis: try found[0]["received_at"].decode(Int64.self)))
     }
 
     public func countEvents(matching query: EventQuery) async throws -> Int {

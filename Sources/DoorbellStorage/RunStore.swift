@@ -40,9 +40,9 @@ public protocol RunStore: Sendable {
     func startRun(eventID: String, automation: String, now: Date) async throws -> Bool
     /// How many runs match (ignoring `limit` and the cursor), e.g. what a bulk replay would touch.
     func countRuns(matching query: RunQuery) async throws -> Int
-    /// The cursor of the `window`-th run in list order (newest first) matching `query`'s filters
-    /// other than its text (`bodyContains`, `floor` and `limit` ignored; the cursor counts); nil when
-    /// fewer match. Where a body search that reads at most `window` bodies stops (see `runPage`).
+    /// The cursor of the `window`-th run in list order (newest first) matching `query` (`limit`
+    /// ignored), when at least one older run matches too; nil when `window` or fewer match. Where a
+    /// body search that reads at most `window` bodies stops (see `runPage`).
     func searchFloor(matching query: RunQuery, window: Int) async throws -> RunCursor?
 }
 

@@ -112,18 +112,17 @@ extension SQLiteEventStore {
     }
 
     public func searchFloor(matching query: RunQuery, window: Int) async throws -> RunCursor? {
-        var query = query
-        query.bodyContains = nil
-        query.floor = nil
         let (clause, arguments) = Self.filter(query)
         var bound = arguments
         bound += [max(0, window - 1)]
         let all = bound
         // The events join only when a filter needs it: otherwise this is a walk of the runs index alone.
         let join = query.readsEvents ? "JOIN events ON events.id = runs.event_id" : ""
-        let statement = "SELECT runs.created_at, runs.seq FROM runs \(join) \(clause) ORDER BY runs.created_at DESC, runs.seq DESC LIMIT 1 OFFSET ?"
+        let statement = "SELECT runs.created_at, runs.seq FROM runs \(join) \(clause) ORDER BY runs.created_at DESC, runs.seq DESC LIMIT 2 OFFSET ?"
         return try await pool.read { db in
-            try Row.fetchOne(db, sql: statement, arguments: all).map { RunCursor(createdAtMillis: $0[0], sequence: $0[1]) }
+            let rows = try Row.fetchAll(db, sql: statement, arguments: all)
+            guard rows.count == 2 else { return nil }
+            return RunCursor(createdAtMillis: rows[0][0], sequence: rows[0][1])
         }
     }
 

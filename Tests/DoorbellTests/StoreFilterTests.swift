@@ -164,11 +164,12 @@ struct StoreFilterTests {
         var ids: [Int: String] = [:]
         for index in 0..<30 {
             let needle = [0, 4, 5, 6, 20].contains(index)
-            ids[index] = try await Self.ingest(store, source: index.isMultiple(of: 2) ? "shop" : "github", at: Double(index),
+            ids[index] = try await Self.ingest(store, source: index.isMultiple(of: 2) ? "shop" : "github", at: Double(index) * 100,
                                                body: needle ? #"{"note":"a needle here","n":\#(index)}"# : #"{"n":\#(index)}"#,
                                                runs: [PlannedRun(automation: "x")])
         }
-        // Window 5 over the 15 shop events (28…0): [28…20] holds 20; [18…10] nothing; [8…0] holds 6, 4, 0.
+        // Window 5 over the 15 shop events (28…0): [28…20] holds 20; [18…10] nothing; [8…0] holds 6, 4,
+        // 0 and is the last window (nothing older), so it is not bounded and pages as usual.
         var eventPages: [[String]] = []
         var ended: [Bool] = []
         var query = EventQuery(source: "shop", bodyContains: "needle", limit: 2)
@@ -186,6 +187,24 @@ struct StoreFilterTests {
         #expect(unbounded.events.map(\.event.id) == [ids[20]!, ids[6]!, ids[4]!, ids[0]!] && unbounded.next == nil && !unbounded.windowEnded)
         let plain = try await store.eventPage(matching: EventQuery(source: "shop", limit: 10), window: 5)
         #expect(plain.events.count == 10 && !plain.windowEnded, "without q the window does not apply")
+        // since = event 15's time: the second window reaches back to event 10, received 500 s before
+        // since, so nothing older can match and the search ends there.
+        var recent = EventQuery(source: "shop", since: Self.t0 + 1500, bodyContains: "needle", limit: 2)
+        let firstRecent = try await store.eventPage(matching: recent, window: 5)
+        #expect(firstRecent.events.map(\.event.id) == [ids[20]!] && firstRecent.windowEnded)
+        recent.beforeSequence = try #require(firstRecent.next)
+        let lastRecent = try await store.eventPage(matching: recent, window: 5)
+        #expect(lastRecent.events.isEmpty && lastRecent.next == nil, "past since: no further pages")
+        // A status filter does not narrow the window (it has no index in arrival order); the answer is the same.
+        var withStatus = EventQuery(source: "shop", statuses: [.pending], bodyContains: "needle", limit: 10)
+        var statusPaged: [String] = []
+        while true {
+            let page = try await store.eventPage(matching: withStatus, window: 5)
+            statusPaged += page.events.map(\.event.id)
+            guard let next = page.next else { break }
+            withStatus.beforeSequence = next
+        }
+        #expect(statusPaged == [ids[20]!, ids[6]!, ids[4]!, ids[0]!])
 
         var runPages: [[String]] = []
         var runQuery = RunQuery(source: "shop", limit: 2)
@@ -197,12 +216,19 @@ struct StoreFilterTests {
             runQuery.after = next
             if runPages.count > 20 { Issue.record("paging does not end"); break }
         }
-        #expect(runPages == [[ids[20]!], [], [ids[6]!, ids[4]!], [ids[0]!]], "runs page through the same windows")
+        // The runs' window counts every run (30, one per event), whatever the source: [29…25] none,
+        // [24…20] 20, [19…15] and [14…10] none, [9…5] 6, then the last five unbounded: 4 and 0 fill a page.
+        #expect(runPages == [[], [ids[20]!], [], [], [ids[6]!], [ids[4]!, ids[0]!], []], "runs page through windows of all runs")
         try await store.close()
     }
 
     @Test("the status filter answers the same whether few runs are in the status (2,010 dead runs, 5 succeeded ones): newest first, counted, paged", arguments: StoreBackend.all)
     func statusFilterAtScale(_ backend: StoreBackend) async throws {
+        // SQLite switches form above `fewRunsLimit` runs in the status: lowered to 2,000 here so 2,010 dead runs take the other form.
+        try await SQLiteEventStore.$fewRunsLimit.withValue(2000) { try await statusFilterAtScaleBody(backend) }
+    }
+
+    private func statusFilterAtScaleBody(_ backend: StoreBackend) async throws {
         let store = try await backend.open()
         var ids: [String] = []
         for batch in stride(from: 0, to: 2010, by: 30) {

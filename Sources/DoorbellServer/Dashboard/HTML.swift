@@ -51,6 +51,17 @@ struct HTML: Sendable, ExpressibleByStringInterpolation {
 enum Format {
     static func time(_ date: Date) -> String { Timestamp.iso8601(date) }
 
+    /// 50000 → "50,000".
+    static func count(_ value: Int) -> String {
+        let digits = Array(String(value.magnitude))
+        var grouped = ""
+        for (index, digit) in digits.enumerated() {
+            if index > 0, (digits.count - index) % 3 == 0 { grouped += "," }
+            grouped.append(digit)
+        }
+        return (value < 0 ? "-" : "") + grouped
+    }
+
     /// "3 min ago", for the overview.
     static func ago(_ date: Date, now: Date) -> String {
         let seconds = max(0, Int(now.timeIntervalSince(date)))

@@ -13,7 +13,7 @@ enum EventsView {
         }
         let older: HTML = page.next.map { next in
             let link: HTML = "<a href=\"/ui/events\(Format.query(filter.pairs(cursor: String(next))))\" id=\"older\">\(page.windowEnded ? "Search older events →" : "Older events →")</a>"
-            return page.windowEnded ? "<span class=\"muted\" id=\"window-ended\">Searched the \(SearchWindow.size) newest events here.</span> \(link)" : link
+            return page.windowEnded ? "<span class=\"muted\" id=\"window-ended\">Searched \(Format.count(SearchWindow.size)) more events for the text.</span> \(link)" : link
         } ?? .empty
         let content: HTML = """
         <h1>Events</h1>

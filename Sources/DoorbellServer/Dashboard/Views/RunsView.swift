@@ -17,14 +17,14 @@ enum RunsView {
         let noun = deliveries ? "deliveries" : "runs"
         let older: HTML = page.next.map { next in
             let link: HTML = "<a href=\"\(base)\(Format.query(filter.pairs(cursor: next.description)))\" id=\"older\">\(page.windowEnded ? "Search older →" : "Older →")</a>"
-            return page.windowEnded ? "<span class=\"muted\" id=\"window-ended\">Searched the \(SearchWindow.size) newest \(noun) here.</span> \(link)" : link
+            return page.windowEnded ? "<span class=\"muted\" id=\"window-ended\">Searched \(Format.count(SearchWindow.size)) more \(noun) for the text.</span> \(link)" : link
         } ?? .empty
         let bulkStatus = filter.status == .succeeded ? "succeeded" : "dead"
         let content: HTML = """
         <h1>\(deliveries ? "Deliveries" : "Runs")</h1>
         \(filter.form(action: base, sources: sources, showStatus: true, showEndpoint: deliveries))
         <section class="card"><table><thead><tr><th class="hide-small">created</th><th>\(deliveries ? "endpoint" : "automation")</th><th>status</th><th>failures</th><th>event</th><th>last error</th></tr></thead>
-        <tbody>\(rows.isEmpty ? HTML("<tr><td colspan=\"6\" class=\"muted\">Nothing matches.</td></tr>") : HTML.empty)\(rows)</tbody></table>
+        <tbody>\(rows.isEmpty ? HTML("<tr><td colspan=\"6\" class=\"muted\">\(page.windowEnded ? "Nothing matches among these." : "Nothing matches.")</td></tr>") : HTML.empty)\(rows)</tbody></table>
         <p class="pager">\(HTML.when(filter.cursor != nil, "<a href=\"\(base)\(Format.query(filter.pairs()))\">← Newest</a> ")) \(older)</p></section>
         <section class="card"><h2>Replay in bulk</h2>
         <p>Replays every \(bulkStatus) one of the \(noun) this filter selects (all pages, not only this one). You will see how many first.</p>
