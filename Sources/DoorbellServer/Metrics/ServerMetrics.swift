@@ -5,6 +5,7 @@ import DoorbellStorage
 import Foundation
 import Hummingbird
 import Prometheus
+import Synchronization
 
 /// The server's metrics beyond ingest, all in the application's own Prometheus registry through
 /// swift-metrics (a `PrometheusMetricsFactory` over it; nothing bootstraps the global system):
@@ -67,6 +68,12 @@ struct ServerMetrics: Sendable {
 struct HTTPMetricsMiddleware: RouterMiddleware {
     typealias Context = DoorbellRequestContext
     let factory: PrometheusMetricsFactory
+    let series: HTTPSeries
+
+    init(factory: PrometheusMetricsFactory) {
+        self.factory = factory
+        self.series = HTTPSeries(factory: factory)
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
@@ -86,8 +93,41 @@ struct HTTPMetricsMiddleware: RouterMiddleware {
         let route = context.endpointPath.flatMap { $0 == "NotFound" ? nil : $0 } ?? "unmatched"
         // Any token is a method to the HTTP parser: only the known ones become label values.
         let method = Self.knownMethods.contains(request.method.rawValue) ? request.method.rawValue : "other"
-        Counter(label: "doorbell_http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))], factory: factory).increment()
-        Timer(label: "doorbell_http_request_duration_seconds", dimensions: [("route", route), ("method", method)], factory: factory).recordNanoseconds(duration.wholeNanoseconds)
+        let (counter, timer) = series.metrics(route: route, method: method, status: status)
+        counter.increment()
+        timer.recordNanoseconds(duration.wholeNanoseconds)
+    }
+}
+
+/// The counter and timer of each (route, method, status), made once: making one hashes its label
+/// and dimensions in the factory, which every request paid. Bounded: routes are patterns, methods
+/// a fixed set, statuses three digits.
+final class HTTPSeries: Sendable {
+    private struct Key: Hashable {
+        let route: String
+        let method: String
+        let status: Int
+    }
+
+    private struct Made: Sendable {
+        let counter: CoreMetrics.Counter
+        let timer: CoreMetrics.Timer
+    }
+
+    private let factory: PrometheusMetricsFactory
+    private let made = Mutex<[Key: Made]>([:])
+
+    init(factory: PrometheusMetricsFactory) { self.factory = factory }
+
+    func metrics(route: String, method: String, status: Int) -> (CoreMetrics.Counter, CoreMetrics.Timer) {
+        let key = Key(route: route, method: method, status: status)
+        if let found = made.withLock({ $0[key] }) { return (found.counter, found.timer) }
+        let created = Made(
+            counter: Counter(label: "doorbell_http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))], factory: factory),
+            timer: Timer(label: "doorbell_http_request_duration_seconds", dimensions: [("route", route), ("method", method)], factory: factory)
+        )
+        made.withLock { $0[key] = $0[key] ?? created }
+        return (created.counter, created.timer)
     }
 }
 
