@@ -18,7 +18,7 @@ public struct HMACScheme: SignatureScheme {
 
     public func verify(_ request: SignedRequest, secrets: [String], tolerance: Int, now: Date) throws(VerificationFailure) {
         guard let value = request.header(settings.header) else { throw .missingHeader(settings.header) }
-        var text = Substring(value.trimmingCharacters(in: .whitespaces))
+        var text = HeaderText.trimmingWhitespace(value)
         if !settings.prefix.isEmpty {
             // Prefixes such as "sha256=" are compared case-insensitively, as senders vary.
             guard text.lowercased().hasPrefix(settings.prefix.lowercased()) else {
@@ -34,7 +34,7 @@ public struct HMACScheme: SignatureScheme {
         var timestamp: Int?
         if let timestampHeader = settings.timestampHeader {
             guard let text = request.header(timestampHeader) else { throw .missingHeader(timestampHeader) }
-            guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else { throw .malformedHeader(timestampHeader, "not a unix time") }
+            guard let value = Int(HeaderText.trimmingWhitespace(text)) else { throw .malformedHeader(timestampHeader, "not a unix time") }
             timestamp = value
         }
         let signed = signedContent(body: request.body, timestamp: timestamp)

@@ -13,7 +13,7 @@ public struct StandardScheme: SignatureScheme {
         let (id, _) = try Self.header("webhook-id", request)
         let (timestampText, timestampName) = try Self.header("webhook-timestamp", request)
         let (signatures, signatureName) = try Self.header("webhook-signature", request)
-        guard let timestamp = Int(timestampText.trimmingCharacters(in: .whitespaces)) else {
+        guard let timestamp = Int(HeaderText.trimmingWhitespace(timestampText)) else {
             throw .malformedHeader(timestampName, "not a unix time")
         }
         let payload = Self.signedPayload(id: id, timestamp: timestamp, body: request.body)

@@ -15,7 +15,7 @@ public struct StripeScheme: SignatureScheme {
         var candidates: [[UInt8]] = []
         var listed = 0
         for item in value.split(separator: ",") {
-            let pair = item.trimmingCharacters(in: .whitespaces)
+            let pair = HeaderText.trimmingWhitespace(item)
             guard let equals = pair.firstIndex(of: "=") else { continue }
             let key = pair[..<equals]
             let text = pair[pair.index(after: equals)...]

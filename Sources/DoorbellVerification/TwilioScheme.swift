@@ -13,7 +13,7 @@ public struct TwilioScheme: SignatureScheme {
 
     public func verify(_ request: SignedRequest, secrets: [String], tolerance: Int, now: Date) throws(VerificationFailure) {
         guard let value = request.header(Self.header) else { throw .missingHeader(Self.header) }
-        guard let candidate = ByteEncoding.fromBase64(Substring(value.trimmingCharacters(in: .whitespaces))), candidate.count == Insecure.SHA1.byteCount else {
+        guard let candidate = ByteEncoding.fromBase64(HeaderText.trimmingWhitespace(value)), candidate.count == Insecure.SHA1.byteCount else {
             throw .malformedHeader(Self.header, "not a base64 HMAC-SHA1")
         }
         var params: [(String, String)] = []
