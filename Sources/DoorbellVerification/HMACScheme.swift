@@ -6,10 +6,19 @@ import Foundation
 /// a configurable header holding `prefix + encode(HMAC(secret, raw body))`.
 public struct HMACScheme: SignatureScheme {
     public let settings: HMACSettings
+    private var prepared: PreparedKeys<SymmetricKey>?
 
     public init(settings: HMACSettings) {
         self.settings = settings
     }
+
+    public func preparing(secrets: [String]) -> any SignatureScheme {
+        var scheme = self
+        scheme.prepared = PreparedKeys(secrets, derive: Self.key)
+        return scheme
+    }
+
+    private static func key(_ secret: String) -> SymmetricKey { SymmetricKey(data: Array(secret.utf8)) }
 
     /// GitHub: `X-Hub-Signature-256: sha256=<hex>` over the raw body.
     public static let github = HMACScheme(settings: HMACSettings(header: "X-Hub-Signature-256", algorithm: .sha256, encoding: .hex, prefix: "sha256="))
@@ -38,7 +47,8 @@ public struct HMACScheme: SignatureScheme {
             timestamp = value
         }
         let signed = signedContent(body: request.body, timestamp: timestamp)
-        guard secrets.contains(where: { isValid(candidate, body: signed, secret: $0) }) else { throw .signatureMismatch }
+        let keys = prepared?.keys(for: secrets, derive: Self.key) ?? secrets.map(Self.key)
+        guard keys.contains(where: { isValid(candidate, body: signed, key: $0) }) else { throw .signatureMismatch }
         if let timestamp { try VerificationFailure.checkTimestamp(timestamp, tolerance: tolerance, now: now) }
     }
 
@@ -67,9 +77,8 @@ public struct HMACScheme: SignatureScheme {
     }
 
     /// Constant-time check through swift-crypto.
-    private func isValid(_ candidate: [UInt8], body: [UInt8], secret: String) -> Bool {
-        let key = SymmetricKey(data: Array(secret.utf8))
-        return switch settings.algorithm {
+    private func isValid(_ candidate: [UInt8], body: [UInt8], key: SymmetricKey) -> Bool {
+        switch settings.algorithm {
         case .sha1: HMAC<Insecure.SHA1>.isValidAuthenticationCode(candidate, authenticating: body, using: key)
         case .sha256: HMAC<SHA256>.isValidAuthenticationCode(candidate, authenticating: body, using: key)
         case .sha512: HMAC<SHA512>.isValidAuthenticationCode(candidate, authenticating: body, using: key)

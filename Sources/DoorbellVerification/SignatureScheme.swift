@@ -30,6 +30,37 @@ public protocol SignatureScheme: Sendable {
     func verify(_ request: SignedRequest, secrets: [String], tolerance: Int, now: Date) throws(VerificationFailure)
     /// The headers a genuine sender would add when posting `body` to `url`, signed with `secret` at `now`.
     func sign(body: [UInt8], url: String, secret: String, now: Date) -> [Header]
+    /// This scheme with the keys of `secrets` derived ahead of time, for a source whose secrets are
+    /// known at start-up: `verify` with those same secrets then skips deriving them per request.
+    func preparing(secrets: [String]) -> any SignatureScheme
+}
+
+extension SignatureScheme {
+    public func preparing(secrets: [String]) -> any SignatureScheme { self }
+}
+
+/// Keys derived once from a source's secrets: building a `SymmetricKey` (or decoding a `whsec_`)
+/// per secret on every request cost allocations on the ingest path. The description and mirror
+/// show only how many there are, never a secret. `@unchecked` because swift-crypto's key types
+/// are not marked Sendable; they are immutable values, only read after `init`.
+struct PreparedKeys<Key>: @unchecked Sendable, CustomStringConvertible, CustomReflectable {
+    private let secrets: [String]
+    private let keys: [Key]
+
+    init(_ secrets: [String], derive: (String) -> Key) {
+        self.secrets = secrets
+        self.keys = secrets.map(derive)
+    }
+
+    /// The keys for `secrets`: the prepared ones when these are the prepared secrets (a source
+    /// passes the same array on every request, so this is usually an identity check), otherwise
+    /// derived now.
+    func keys(for secrets: [String], derive: (String) -> Key) -> [Key] {
+        secrets == self.secrets ? keys : secrets.map(derive)
+    }
+
+    var description: String { "PreparedKeys(\(keys.count))" }
+    var customMirror: Mirror { Mirror(self, children: ["count": keys.count]) }
 }
 
 /// Why a request was refused. The description is safe to log: it never contains a secret or the

@@ -7,7 +7,15 @@ import Foundation
 /// public keys and signed with `whsk_` secret keys. Any match passes; the timestamp must be within the
 /// tolerance either way. Svix's `svix-*` header names are accepted too.
 public struct StandardScheme: SignatureScheme {
+    private var prepared: PreparedKeys<StandardKey?>?
+
     public init() {}
+
+    public func preparing(secrets: [String]) -> any SignatureScheme {
+        var scheme = self
+        scheme.prepared = PreparedKeys(secrets, derive: StandardKey.init)
+        return scheme
+    }
 
     public func verify(_ request: SignedRequest, secrets: [String], tolerance: Int, now: Date) throws(VerificationFailure) {
         let (id, _) = try Self.header("webhook-id", request)
@@ -34,8 +42,8 @@ public struct StandardScheme: SignatureScheme {
             throw .malformedHeader(signatureName, "no v1 or v1a signature")
         }
         var matched = false
-        for secret in secrets where !matched {
-            switch StandardKey(secret) {
+        for key in prepared?.keys(for: secrets, derive: StandardKey.init) ?? secrets.map(StandardKey.init) where !matched {
+            switch key {
             case .hmac(let key):
                 matched = hmacCandidates.contains { HMAC<SHA256>.isValidAuthenticationCode($0, authenticating: payload, using: key) }
             case .publicKey(let key):

@@ -7,7 +7,17 @@ import Foundation
 public struct StripeScheme: SignatureScheme {
     public static let header = "Stripe-Signature"
 
+    private var prepared: PreparedKeys<SymmetricKey>?
+
     public init() {}
+
+    public func preparing(secrets: [String]) -> any SignatureScheme {
+        var scheme = self
+        scheme.prepared = PreparedKeys(secrets, derive: Self.key)
+        return scheme
+    }
+
+    private static func key(_ secret: String) -> SymmetricKey { SymmetricKey(data: Array(secret.utf8)) }
 
     public func verify(_ request: SignedRequest, secrets: [String], tolerance: Int, now: Date) throws(VerificationFailure) {
         guard let value = request.header(Self.header) else { throw .missingHeader(Self.header) }
@@ -37,8 +47,8 @@ public struct StripeScheme: SignatureScheme {
         guard !candidates.isEmpty else { throw .malformedHeader(Self.header, "no v1 signature") }
         let signed = Self.signedPayload(timestamp: timestamp, body: request.body)
         var matched = false
-        for secret in secrets {
-            let mac = HMAC<SHA256>.authenticationCode(for: signed, using: SymmetricKey(data: Array(secret.utf8)))
+        for key in prepared?.keys(for: secrets, derive: Self.key) ?? secrets.map(Self.key) {
+            let mac = HMAC<SHA256>.authenticationCode(for: signed, using: key)
             for candidate in candidates where mac == candidate { matched = true }
         }
         guard matched else { throw .signatureMismatch }

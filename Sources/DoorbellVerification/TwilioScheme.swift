@@ -9,7 +9,17 @@ import Foundation
 public struct TwilioScheme: SignatureScheme {
     public static let header = "X-Twilio-Signature"
 
+    private var prepared: PreparedKeys<SymmetricKey>?
+
     public init() {}
+
+    public func preparing(secrets: [String]) -> any SignatureScheme {
+        var scheme = self
+        scheme.prepared = PreparedKeys(secrets, derive: Self.key)
+        return scheme
+    }
+
+    private static func key(_ secret: String) -> SymmetricKey { SymmetricKey(data: Array(secret.utf8)) }
 
     public func verify(_ request: SignedRequest, secrets: [String], tolerance: Int, now: Date) throws(VerificationFailure) {
         guard let value = request.header(Self.header) else { throw .missingHeader(Self.header) }
@@ -27,8 +37,7 @@ public struct TwilioScheme: SignatureScheme {
         }
         // The sorted parameters are the same for every URL variant and secret: built once.
         let signedParams = Self.signedParams(params)
-        for secret in secrets {
-            let key = SymmetricKey(data: Array(secret.utf8))
+        for key in prepared?.keys(for: secrets, derive: Self.key) ?? secrets.map(Self.key) {
             for url in Self.portVariants(request.url) {
                 var mac = HMAC<Insecure.SHA1>(key: key)
                 mac.update(data: Array(url.utf8))

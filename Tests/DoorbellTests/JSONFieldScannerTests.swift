@@ -1,3 +1,4 @@
+import Crypto
 import DoorbellCore
 import Foundation
 import Testing
@@ -267,6 +268,62 @@ struct JSONFieldScannerTests {
         #expect(read(.hmac, #"{"items":[{"id":"i"}],"type":"t"}"#, id: "/items/0/id") == "t i")
         #expect(read(.none, #"{"nothing":1}"#) == "webhook -")
         #expect(read(.standard, #"{"type":"user.created"}"#, headers: [Header(name: "webhook-id", value: "msg_1")]) == "user.created msg_1")
+    }
+}
+
+/// Keys prepared at start-up (`SignatureScheme.preparing(secrets:)`) must verify exactly as keys
+/// derived per request, and a scheme holding them must never show a secret.
+@Suite("Prepared signature keys")
+struct PreparedKeysTests {
+    static let secrets = ["whsec_" + Data("prepared-secret-one".utf8).base64EncodedString(), "whsec_" + Data("prepared-secret-two".utf8).base64EncodedString()]
+    static let schemes: [(String, any SignatureScheme)] = [
+        ("hmac", HMACScheme(settings: HMACSettings())), ("github", HMACScheme.github), ("shopify", HMACScheme.shopify),
+        ("stripe", StripeScheme()), ("standard", StandardScheme()), ("twilio", TwilioScheme()),
+    ]
+
+    static func outcome(_ scheme: any SignatureScheme, _ request: SignedRequest, _ secrets: [String], _ now: Date) -> String {
+        do {
+            try scheme.verify(request, secrets: secrets, tolerance: 300, now: now)
+            return "accepted"
+        } catch {
+            return error.description
+        }
+    }
+
+    @Test("prepared and per-request keys give the same verdicts")
+    func sameVerdicts() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let body = Array(#"{"type":"t","id":"evt_1"}"#.utf8)
+        // Twilio signs a JSON body through the bodySHA256 the URL carries.
+        let url = "https://hooks.example.com/hooks/s?bodySHA256=" + SHA256.hash(data: body).map { String(format: "%02x", $0) }.joined()
+        for (name, scheme) in Self.schemes {
+            let prepared = scheme.preparing(secrets: Self.secrets)
+            for signer in Self.secrets + ["whsec_" + Data("someone-else".utf8).base64EncodedString()] {
+                let headers = scheme.sign(body: body, url: url, secret: signer, now: now).map { Header(name: $0.name.lowercased(), value: $0.value) }
+                let request = SignedRequest(headers: headers + [Header(name: "content-type", value: "application/json")], body: body, url: url)
+                // The prepared secrets, a copy of them, other secrets, and none at all.
+                for secrets in [Self.secrets, Self.secrets.map { String($0) }, [signer], Array(Self.secrets.reversed()), []] {
+                    let expected = Self.outcome(scheme, request, secrets, now)
+                    #expect(Self.outcome(prepared, request, secrets, now) == expected, "\(name)")
+                }
+                let genuine = Self.secrets.contains(signer)
+                #expect((Self.outcome(prepared, request, Self.secrets, now) == "accepted") == genuine, "\(name)")
+            }
+        }
+    }
+
+    @Test("a prepared scheme never shows its secrets")
+    func noSecretsShown() {
+        for (name, scheme) in Self.schemes {
+            let prepared = scheme.preparing(secrets: Self.secrets)
+            var dumped = ""
+            dump(prepared, to: &dumped)
+            for text in ["\(prepared)", String(reflecting: prepared), dumped] {
+                for secret in Self.secrets {
+                    #expect(!text.contains(secret) && !text.contains("prepared-secret"), "\(name): \(text)")
+                }
+            }
+        }
     }
 }
 
