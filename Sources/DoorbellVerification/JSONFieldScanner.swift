@@ -25,12 +25,6 @@ struct JSONFieldScanner {
     /// Double (a 400-digit integer, `1e400`), so only numbers far from that are judged here.
     static let maxNumberDigits = 30
 
-    private struct Target {
-        let tokens: [String]
-        let tokenBytes: [[UInt8]]
-        let tokenIsASCII: [Bool]
-    }
-
     /// Resolution state of one pointer while scanning; `unsure` sends the body to Foundation.
     private enum State {
         case field(Field)
@@ -39,7 +33,8 @@ struct JSONFieldScanner {
 
     private let bytes: [UInt8]
     private var index = 0
-    private let targets: [Target]
+    /// Each pointer's reference tokens.
+    private let targets: [[String]]
     private var states: [State]
 
     /// The value at each of `pointers` (at most 8), or nil when Foundation has to decide.
@@ -58,13 +53,7 @@ struct JSONFieldScanner {
 
     private init(_ body: [UInt8], _ pointers: [JSONPointer]) {
         self.bytes = body
-        self.targets = pointers.map { pointer in
-            Target(
-                tokens: pointer.tokens,
-                tokenBytes: pointer.tokens.map { Array($0.utf8) },
-                tokenIsASCII: pointer.tokens.map { $0.utf8.allSatisfy { $0 < 0x80 } }
-            )
-        }
+        self.targets = pointers.map(\.tokens)
         // The empty pointer names the root object itself: nil from `string(in:)`.
         self.states = Array(repeating: .field(.none), count: pointers.count)
     }
@@ -81,7 +70,7 @@ struct JSONFieldScanner {
         guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { return false }
         index += 1
         var rootActive: UInt8 = 0
-        for (number, target) in targets.enumerated() where !target.tokens.isEmpty { rootActive |= 1 << number }
+        for (number, target) in targets.enumerated() where !target.isEmpty { rootActive |= 1 << number }
         var frames: [Frame] = [Frame(isObject: true, active: rootActive)]
         frames.reserveCapacity(8)
         // Just after an opening bracket: the container may be empty.
@@ -110,7 +99,7 @@ struct JSONFieldScanner {
                     var decodedKey: String?
                     for number in targets.indices where frame.active & (1 << number) != 0 {
                         guard matches(key, target: targets[number], depth: depth, decoded: &decodedKey) else { continue }
-                        if targets[number].tokens.count == depth + 1 { leaves |= 1 << number } else { descending |= 1 << number }
+                        if targets[number].count == depth + 1 { leaves |= 1 << number } else { descending |= 1 << number }
                     }
                 }
                 skipWhitespace()
@@ -184,13 +173,13 @@ struct JSONFieldScanner {
 
     /// Swift `String` equality, as Foundation's `[String: Any]` lookup uses (canonical equivalence:
     /// U+212A KELVIN SIGN equals `K`); bytes are compared directly only when both sides are ASCII.
-    private func matches(_ key: StringToken, target: Target, depth: Int, decoded: inout String?) -> Bool {
-        if key.plainASCII && target.tokenIsASCII[depth] {
-            let token = target.tokenBytes[depth]
-            return key.range.count == token.count && bytes[key.range].elementsEqual(token)
+    private func matches(_ key: StringToken, target: [String], depth: Int, decoded: inout String?) -> Bool {
+        let token = target[depth]
+        if key.plainASCII && token.utf8.allSatisfy({ $0 < 0x80 }) {
+            return key.range.count == token.utf8.count && bytes[key.range].elementsEqual(token.utf8)
         }
         if decoded == nil { decoded = decodeString(key.range) }
-        return decoded == target.tokens[depth]
+        return decoded == token
     }
 
     private mutating func skipWhitespace() {
