@@ -30,7 +30,8 @@ struct IngestController: Sendable {
         for source in configuration.sources {
             prepared[source.id] = PreparedSource(
                 source: source,
-                scheme: source.provider.scheme(hmac: source.hmac),
+                // Keys derived from the source's secrets once here, not per request.
+                scheme: source.provider.scheme(hmac: source.hmac)?.preparing(secrets: source.secrets),
                 allowed: source.allowIPs.compactMap(CIDR.init)
             )
         }
