@@ -168,12 +168,22 @@ struct JSONFieldScannerTests {
         ("minus zero at pointer", bytes(#"{"type":-0}"#)),
         ("long integer at pointer", bytes(#"{"type":12345678901234567890123}"#)),
         ("array on the path", bytes(#"{"items":["first"],"id":"x"}"#)),
+        // A raw U+FEFF: Foundation on Linux drops one at the start of a string or after an escape.
+        ("raw U+FEFF as the whole type", bytes(#"{"type":""#) + [0xEF, 0xBB, 0xBF] + bytes(#""}"#)),
+        ("raw U+FEFF before the type", bytes(#"{"type":""#) + [0xEF, 0xBB, 0xBF] + bytes(#"x"}"#)),
+        ("raw U+FEFF after an escape", bytes(#"{"type":"A"#) + [0xEF, 0xBB, 0xBF] + bytes(#"x"}"#)),
+        ("raw U+FEFF twice", bytes(#"{"type":""#) + [0xEF, 0xBB, 0xBF, 0xEF, 0xBB, 0xBF] + bytes(#"x"}"#)),
+        ("raw U+FEFF in a key", bytes(#"{""#) + [0xEF, 0xBB, 0xBF] + bytes(#"type":"k"}"#)),
+        ("raw U+FEFF before the id", bytes(#"{"type":"a","id":""#) + [0xEF, 0xBB, 0xBF] + bytes(#"evt_1"}"#)),
     ]
 
     @Test("refused and unusual bodies get Foundation's answer")
     func handedOverBodies() {
         for (_, body) in Self.handedOver {
             Self.agree(body)
+        }
+        for (name, body) in Self.handedOver where name.hasPrefix("raw U+FEFF") {
+            #expect(JSONFieldScanner.scan(body, pointers: []) == nil, "\(name): left to Foundation")
         }
         // The refusals themselves: the scanner leaves every one to Foundation.
         for (name, body) in Self.handedOver where Self.reference(body, []) == .refused {
@@ -354,7 +364,7 @@ enum Generator {
     }
 
     static func noise(_ random: inout SplitMix64) -> UInt8 {
-        let picks: [UInt8] = Array(#"{}[]":,\ u0123456789eE.-+tfnlx"#.utf8) + [0x00, 0x09, 0x0A, 0x7F, 0x80, 0xBF, 0xC3, 0xE2, 0xED, 0xF0, 0xFF]
+        let picks: [UInt8] = Array(#"{}[]":,\ u0123456789eE.-+tfnlx"#.utf8) + [0x00, 0x09, 0x0A, 0x7F, 0x80, 0xBB, 0xBF, 0xC3, 0xE2, 0xED, 0xEF, 0xF0, 0xFF]
         return picks[Int(random.next() % UInt64(picks.count))]
     }
 
