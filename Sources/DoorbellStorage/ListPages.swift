@@ -3,7 +3,8 @@ import Foundation
 
 /// A body-text search (`q`) reads every body it looks at: over a million events that takes seconds,
 /// longer than anyone waits for a page. So one page of a search looks at no more than
-/// `searchWindow` events (or runs) matching the other filters, newest first; when it found fewer
+/// `SearchWindow.size` events (or runs) below its cursor, newest first (see `eventPage` for which
+/// filters the window counts); when it found fewer
 /// matches than a page holds, `next` says where the next window starts. Paging on reaches every
 /// match, a window at a time, and skips none. Lists without `q` are plain index walks and page as before.
 public enum SearchWindow {
