@@ -42,9 +42,29 @@ public struct RunPage: Sendable {
     public var windowEnded: Bool
 }
 
-/// Clocks of several nodes (or one stepped back) may disagree this much: a window that reached
-/// back past `since` by more than this ends the search.
-let clockAllowance: TimeInterval = 60
+/// Where a search window stopped: the floor's cursor, and whether the window reached back past
+/// `since` (then nothing older can match and the search ends).
+struct WindowFloor<Cursor> {
+    /// Clocks of several nodes (or one stepped back) may disagree this much.
+    static var clockAllowance: TimeInterval { 60 }
+
+    let cursor: Cursor
+    let pastSince: Bool
+
+    init(_ cursor: Cursor, at time: Date, since: Date?) {
+        self.cursor = cursor
+        self.pastSince = since.map { time < $0.addingTimeInterval(-Self.clockAllowance) } ?? false
+    }
+
+    /// The next page's cursor for a page of `count` rows ending at `last`: after a full page, its last
+    /// row; after a short one, everything down to the floor was looked at, so the next window starts
+    /// below it — unless there is no floor (nothing older) or the window passed `since`.
+    static func next(count: Int, limit: Int, last: Cursor?, floor: WindowFloor?) -> (next: Cursor?, windowEnded: Bool) {
+        if count == limit, let last { return (last, false) }
+        guard let floor, !floor.pastSince else { return (nil, false) }
+        return (floor.cursor, true)
+    }
+}
 
 extension EventStore {
     /// A page of `events(matching:)` with its next cursor; a body search reads at most `window` bodies.
@@ -54,24 +74,20 @@ extension EventStore {
     /// could itself read every event. Any floor below the cursor keeps paging exact (a page covers
     /// [floor, cursor), the next one starts below the floor); the cheap one just bounds the cost.
     /// Events are stored in arrival order, so once the window reaches back past `since` (with
-    /// `clockAllowance`), nothing older can match and the search ends.
+    /// `WindowFloor.clockAllowance`), nothing older can match and the search ends.
     public func eventPage(matching query: EventQuery, window: Int = SearchWindow.size) async throws -> EventPage {
         var query = query
-        var floor: Int64?
-        var exhausted = false
+        var floor: WindowFloor<Int64>?
         if query.bodyContains != nil {
             let counted = EventQuery(source: query.source, type: query.type, beforeSequence: query.beforeSequence)
             if let position = try await searchFloor(matching: counted, window: window) {
-                floor = position.sequence
+                floor = WindowFloor(position.sequence, at: position.receivedAt, since: query.since)
                 query.floorSequence = position.sequence
-                if let since = query.since, position.receivedAt < since.addingTimeInterval(-clockAllowance) { exhausted = true }
             }
         }
         let events = try await events(matching: query)
-        if events.count == query.limit, let last = events.last { return EventPage(events: events, next: last.sequence, windowEnded: false) }
-        // Fewer than a page: everything down to the floor was looked at; the next window starts below it.
-        guard let floor, !exhausted else { return EventPage(events: events, next: nil, windowEnded: false) }
-        return EventPage(events: events, next: floor, windowEnded: true)
+        let (next, windowEnded) = WindowFloor.next(count: events.count, limit: query.limit, last: events.last?.sequence, floor: floor)
+        return EventPage(events: events, next: next, windowEnded: windowEnded)
     }
 }
 
@@ -82,20 +98,17 @@ extension RunStore {
     /// ends the search.
     public func runPage(matching query: RunQuery, window: Int = SearchWindow.size) async throws -> RunPage {
         var query = query
-        var floor: RunCursor?
-        var exhausted = false
+        var floor: WindowFloor<RunCursor>?
         if query.bodyContains != nil {
             var counted = RunQuery(deliveries: query.deliveries)
             counted.after = query.after
             if let position = try await searchFloor(matching: counted, window: window) {
-                floor = position
+                floor = WindowFloor(position, at: Date(millis: position.createdAtMillis), since: query.since)
                 query.floor = position
-                if let since = query.since, Date(millis: position.createdAtMillis) < since.addingTimeInterval(-clockAllowance) { exhausted = true }
             }
         }
         let runs = try await runs(matching: query)
-        if runs.count == query.limit, let last = runs.last { return RunPage(runs: runs, next: last.cursor, windowEnded: false) }
-        guard let floor, !exhausted else { return RunPage(runs: runs, next: nil, windowEnded: false) }
-        return RunPage(runs: runs, next: floor, windowEnded: true)
+        let (next, windowEnded) = WindowFloor.next(count: runs.count, limit: query.limit, last: runs.last?.cursor, floor: floor)
+        return RunPage(runs: runs, next: next, windowEnded: windowEnded)
     }
 }
