@@ -103,10 +103,14 @@ public final class RunWorker: Service, Sendable {
                             }
                         }
                     }
+                    // The claim's events in one read (a read per run queued behind the others on the
+                    // reader connections). A run whose event is not among them reads it itself.
+                    let events = claimed.isEmpty ? [:] : (try? await store.events(ids: Array(Set(claimed.map(\.eventID))))) ?? [:]
                     for record in claimed {
                         inFlight.withLock { $0 += 1 }
+                        let event = events[record.eventID]
                         group.addTask {
-                            await self.execute(record)
+                            await self.execute(record, event: event)
                             self.held.withLock { $0.released(record.id) }
                             self.inFlight.withLock { $0 -= 1 }
                             self.signal.signal()
@@ -209,11 +213,12 @@ public final class RunWorker: Service, Sendable {
     /// Runs the claimed run from its next step until it finishes, waits for a retry, or dies —
     /// checking before each step that its lease is still held, and stopping (writing nothing
     /// more) as soon as it is not.
-    private func execute(_ record: RunRecord) async {
+    /// `event`: the run's event when the claim loaded it; otherwise it is read here.
+    private func execute(_ record: RunRecord, event: StoredEvent?) async {
         guard let lease = record.lease else { return }
         if record.endpoint != nil {
             do {
-                try await deliverer.deliver(record, lease: lease, settle: settle)
+                try await deliverer.deliver(record, event: event, lease: lease, settle: settle)
             } catch {
                 // Storage failed: the lease expires and the delivery is tried again (same webhook-id).
                 logger.error("delivery interrupted by storage", metadata: ["delivery": "\(record.id)", "error": "\(error)"])
@@ -235,7 +240,9 @@ public final class RunWorker: Service, Sendable {
             return await bury("automation '\(record.automation)' is no longer configured")
         }
         do {
-            guard let stored = try await store.event(id: record.eventID) else {
+            var loaded = event
+            if loaded == nil { loaded = try await store.event(id: record.eventID) }
+            guard let stored = loaded else {
                 return await bury("event \(record.eventID) not found")
             }
             var outputs: [String: Any] = [:]

@@ -21,7 +21,7 @@ import Darwin
 /// (`wal_autocheckpoint = 0`), and after each of our checkpoints the store calls `rememberHeader()`,
 /// so any other change of the main file's first 100 bytes (change counter, page count, ...) was made
 /// by someone else. Blind spots: a file overwritten during one of our checkpoints (milliseconds, at
-/// most every 2 s) is taken for ours, and another program that checkpoints (a `sqlite3` shell writing
+/// most every 100 ms) is taken for ours, and another program that checkpoints (a `sqlite3` shell writing
 /// to the live database) is taken for an overwrite. The descriptors are closed only after SQLite has closed the database: closing any
 /// descriptor of a file drops the process's POSIX locks on it.
 final class DatabaseFileWatch: Sendable {
@@ -129,8 +129,8 @@ final class DatabaseFileWatch: Sendable {
     }
 
     /// Takes the main file's header as it stands now as ours; call right after our own checkpoint
-    /// (also a failed one), while still holding SQLite's writer (no other checkpoint can run in
-    /// between).
+    /// (also a failed one), before the next one starts (ours run one at a time, and nothing else
+    /// checkpoints; commits write only the WAL).
     func rememberHeader() {
         watched.withLock { files in
             for index in files.indices where files[index].expected != nil {

@@ -230,6 +230,23 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
         return try await rows("SELECT * FROM events WHERE id = \(id)").first.map(Self.storedEvent)
     }
 
+    public func events(ids: [String]) async throws -> [String: StoredEvent] {
+        var found: [String: StoredEvent] = [:]
+        let now = now()
+        recent.withLock { recent in
+            for id in ids {
+                if let event = recent.events[id], now.timeIntervalSince(event.event.receivedAt) < 60 { found[id] = event }
+            }
+        }
+        let missing = ids.filter { found[$0] == nil }
+        guard !missing.isEmpty else { return found }
+        for row in try await rows("SELECT * FROM events WHERE id = ANY(\(missing))") {
+            let stored = try Self.storedEvent(row)
+            found[stored.event.id] = stored
+        }
+        return found
+    }
+
     public func events(matching query: EventQuery) async throws -> [StoredEvent] {
         let (clause, binds) = try Self.filter(query)
         var all = binds

@@ -13,9 +13,10 @@ import Synchronization
 /// the file was deleted, replaced, truncated or overwritten in place.
 ///
 /// Nothing checkpoints on its own (`wal_autocheckpoint = 0`, in the server and in the commands that
-/// write beside it): the server checkpoints itself, at most every `checkpointInterval`, right after
-/// a group commit (or a prune batch), and then takes the main file's new header as its own. So any
-/// other change of that header means someone else wrote the file.
+/// write beside it): the server checkpoints itself, at most every `checkpointInterval`, started by
+/// a group commit (or a prune batch) and run beside later commits (`CheckpointPacing`), and then
+/// takes the main file's new header as its own. So any other change of that header means someone
+/// else wrote the file.
 public final class SQLiteEventStore: EventStore, RunStore {
     let pool: DatabasePool
     /// The database file.
@@ -43,9 +44,12 @@ public final class SQLiteEventStore: EventStore, RunStore {
     /// `/readyz` tries at most one probe write per this many seconds: it is unauthenticated, and each
     /// probe is a commit (an fsync).
     static let probeInterval: TimeInterval = 1
-    /// The server checkpoints the WAL into the database file at most this often (the WAL holds at most
-    /// this long's writes). Short, because a checkpoint holds the writer: under full ingest (release,
-    /// `scripts/bench.d/prune.sh`) 2 s of writes gave p99 108 ms, 250 ms 22 ms, 100 ms 11 ms.
+    /// Bytes the readiness probe writes: room for an event, not just for one small row. On a full
+    /// disk the WAL's unused tail can still take a few pages, so a one-row probe passed while every
+    /// real event was refused, and `/readyz` said ready to a node answering 503.
+    static let probeRoom = 64 << 10
+    /// The server checkpoints the WAL into the database file at most this often, so each copies
+    /// little. (When checkpoints still held the writer, 2 s of full ingest gave p99 108 ms, 100 ms 11 ms.)
     static let checkpointInterval: TimeInterval = 0.1
 
     /// Opens the database at `path`. `.server` and `.readWrite` create it if needed and bring its
@@ -101,7 +105,13 @@ public final class SQLiteEventStore: EventStore, RunStore {
             rescues.start { await SQLiteEventStore.rescue(pool, path: path, at: now(), logger: logger) }
         }
         self.monitor = monitor
-        let checkpoints = CheckpointPacing(enabled: access == .server, now: now)
+        let checkpoints: CheckpointPacing
+        do {
+            checkpoints = try CheckpointPacing(enabled: access == .server, path: path, configuration: configuration, now: now)
+        } catch {
+            try? pool.close()
+            throw error
+        }
         self.checkpoints = checkpoints
         let savepointRetries = SavepointRetryLog()
         self.savepointRetries = savepointRetries
@@ -126,7 +136,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
             }
             // Deleted during the commit: what it wrote is in an unlinked inode, not stored; no 2xx.
             try monitor.afterCommit()
-            await checkpoints.checkpointIfDue(pool, monitor: monitor, logger: logger)
+            checkpoints.startIfDue(pool, monitor: monitor, logger: logger)
             return results
         }
     }
@@ -208,7 +218,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
         case .queue(let write):
             return .queued(try apply(write, db, now: now))
         case .probe(let at):
-            try db.cachedStatement(sql: "INSERT OR REPLACE INTO store_probe (id, written_at) VALUES (1, ?)").execute(arguments: [at.millis])
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO store_probe (id, written_at, room) VALUES (1, ?, zeroblob(?))").execute(arguments: [at.millis, probeRoom])
             return .probed
         }
     }
@@ -278,6 +288,21 @@ public final class SQLiteEventStore: EventStore, RunStore {
         }
     }
 
+    public func events(ids: [String]) async throws -> [String: StoredEvent] {
+        var found: [String: StoredEvent] = [:]
+        recent.withLock { recent in
+            for id in ids { if let event = recent.events[id] { found[id] = event } }
+        }
+        let missing = ids.filter { found[$0] == nil }
+        guard !missing.isEmpty else { return found }
+        let list = String(decoding: try JSONEncoder().encode(missing), as: UTF8.self)
+        let rows = try await pool.read { db in
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM events WHERE id IN (SELECT value FROM json_each(?))"), arguments: [list]).map(Self.storedEvent)
+        }
+        for stored in rows { found[stored.event.id] = stored }
+        return found
+    }
+
     public func events(matching query: EventQuery) async throws -> [StoredEvent] {
         let limit = Self.fewRunsLimit
         return try await pool.read { db in
@@ -311,8 +336,8 @@ public final class SQLiteEventStore: EventStore, RunStore {
     }
 
     /// Ready when the database file is still the one opened and the last write committed. After a
-    /// failed write this tries a small write of its own, so an idle server becomes ready again as
-    /// soon as the disk takes writes (no restart, no waiting for traffic).
+    /// failed write this tries a write of its own (with room for an event: `probeRoom`), so an idle
+    /// server becomes ready again as soon as the disk takes writes (no restart, no waiting for traffic).
     /// The probe is tried at most once per `probeInterval` (anyone may call `/readyz`, and each probe
     /// is a commit); in between, the last failure stands. The error's `summary` says which of the
     /// two it is, in a few words; its `reason` (paths, SQLite's message) is for the log.
@@ -344,9 +369,14 @@ public final class SQLiteEventStore: EventStore, RunStore {
     /// How many probe writes `/readyz` has tried.
     var probeCount: Int { probes.withLock { $0.count } }
 
-    /// Checkpoints when one is due (server only); for writers outside the group commit (pruning).
-    func checkpointIfDue() async {
-        await checkpoints.checkpointIfDue(pool, monitor: monitor, logger: logger)
+    /// Starts a checkpoint when one is due (server only); for writers outside the group commit (pruning).
+    func checkpointIfDue() {
+        checkpoints.startIfDue(pool, monitor: monitor, logger: logger)
+    }
+
+    /// Waits for the background checkpoint under way, if any (tests that look at the main file).
+    func checkpointSettled() async {
+        await checkpoints.settled()
     }
 
     /// Finishes queued commits; the server then checkpoints the WAL into the database file and
@@ -358,6 +388,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
         // A copy of a lost file still being written needs the connection: finish it first (no
         // `.partial` file left behind, no close failing under it).
         await rescues.finish()
+        await checkpoints.finish()
         if access == .server, monitor.fileIntact {
             do {
                 try await pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
@@ -511,32 +542,82 @@ struct Probes: Sendable, Equatable {
     }
 }
 
-/// The server's own WAL checkpoints, at most one per `SQLiteEventStore.checkpointInterval`, each
-/// in the writer and followed by taking the main file's header as ours.
+/// The server's own WAL checkpoints, at most one per `SQLiteEventStore.checkpointInterval`, off the
+/// commit path: a commit only starts one (`startIfDue`) and answers at once. Each runs on a
+/// connection of its own (`checkpointer`), so a PASSIVE checkpoint copies the WAL into the main file
+/// while the writer keeps committing: inside the writer, its copy and the main file's fsync held up
+/// every ingest queued behind it (p99 47 ms at full ingest, release, `scripts/bench ingest`).
+///
+/// A checkpoint that runs beside writes can never reach the WAL's end under steady load, and the WAL
+/// restarts from its beginning only after a checkpoint that did: so when the WAL has grown past
+/// `walRestartSize`, the rest (what arrived during the background copy, a fraction of it) is copied
+/// inside the writer, and the next commit starts the WAL over. Only one checkpoint runs at a time;
+/// each is followed by taking the main file's header as ours.
 final class CheckpointPacing: Sendable {
     private let enabled: Bool
     private let now: @Sendable () -> Date
     private let last: Mutex<Date>
+    /// The checkpoint under way, if any (at most one), and whether new ones may start.
+    private let state = Mutex<(running: Task<Void, Never>?, closed: Bool)>((nil, false))
+    /// A connection that only checkpoints (the server's; nil for commands, which never checkpoint).
+    private let checkpointer: DatabaseQueue?
+    private let walPath: String
+    /// Past this size the WAL is started over (see the type's comment).
+    static let walRestartSize = 16 << 20
 
-    init(enabled: Bool, now: @escaping @Sendable () -> Date) {
+    init(enabled: Bool, path: String, configuration: Configuration, now: @escaping @Sendable () -> Date) throws {
         self.enabled = enabled
         self.now = now
+        walPath = path + "-wal"
         last = Mutex(now())
+        checkpointer = enabled ? try DatabaseQueue(path: path, configuration: configuration) : nil
     }
 
-    func checkpointIfDue(_ pool: DatabasePool, monitor: StoreMonitor, logger: Logger) async {
-        guard enabled else { return }
+    /// Starts a checkpoint when one is due and none is running; never waits for it.
+    func startIfDue(_ pool: DatabasePool, monitor: StoreMonitor, logger: Logger) {
+        guard enabled, let checkpointer else { return }
         let at = now()
-        let due = last.withLock { last in
-            guard at < last || at.timeIntervalSince(last) >= SQLiteEventStore.checkpointInterval else { return false }
-            last = at
-            return true
+        state.withLock { state in
+            guard !state.closed, state.running == nil else { return }
+            let due = last.withLock { last in
+                guard at < last || at.timeIntervalSince(last) >= SQLiteEventStore.checkpointInterval else { return false }
+                last = at
+                return true
+            }
+            guard due else { return }
+            state.running = Task {
+                await Self.checkpoint(checkpointer, pool, walPath: walPath, monitor: monitor, logger: logger)
+                self.state.withLock { $0.running = nil }
+            }
         }
-        guard due else { return }
+    }
+
+    /// Waits for the checkpoint under way, if any (tests, and `finish`).
+    func settled() async {
+        await state.withLock { $0.running }?.value
+    }
+
+    /// No checkpoint starts any more, and the one under way has ended; the connection is closed.
+    func finish() async {
+        let running = state.withLock { state in
+            state.closed = true
+            return state.running
+        }
+        await running?.value
+        try? checkpointer?.close()
+    }
+
+    private static func checkpoint(_ checkpointer: DatabaseQueue, _ pool: DatabasePool, walPath: String, monitor: StoreMonitor, logger: Logger) async {
         do {
+            try await checkpointer.writeWithoutTransaction { db in
+                // Not into a file that is no longer ours.
+                guard monitor.checkpointStarts() else { return }
+                defer { monitor.checkpointed() }
+                _ = try db.checkpoint(.passive)
+            }
+            let walSize = (try? FileManager.default.attributesOfItem(atPath: walPath))?[.size] as? Int ?? 0
+            guard walSize >= walRestartSize else { return }
             try await pool.writeWithoutTransaction { db in
-                // Not into a file that is no longer ours; and the header is re-read while we still
-                // hold the writer, so no other checkpoint falls in between.
                 guard monitor.checkpointStarts() else { return }
                 defer { monitor.checkpointed() }
                 _ = try db.checkpoint(.passive)

@@ -78,7 +78,7 @@ extension SQLiteEventStore: MaintenanceStore {
             let started = clock.now
             let (counts, next) = try await pool.write { db in try step(from, db) }
             // Nothing checkpoints on its own: a long prune on an idle server would grow the WAL.
-            await checkpointIfDue()
+            checkpointIfDue()
             total += counts
             guard let next else { break }
             cursor = next

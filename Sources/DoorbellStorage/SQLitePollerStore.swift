@@ -75,7 +75,7 @@ extension SQLiteEventStore: PollerStore {
             recent.withLock { $0.add(StoredEvent(sequence: 0, event: cached)) }
         }
         if created.contains(where: { !$0.0.automations.isEmpty }) { wakeUps.signal() }
-        await checkpointIfDue()
+        checkpointIfDue()
         return outcome
     }
 

@@ -89,7 +89,7 @@ final class StoreMonitor: Sendable {
     static let fileLostSummary = "database file lost"
     static let writeFailedSummary = "last write failed"
 
-    /// Inside the writer, before our own checkpoint: false (no checkpoint) when the file is lost;
+    /// Before our own checkpoint: false (no checkpoint) when the file is lost;
     /// otherwise header comparisons pause until `checkpointed()`.
     func checkpointStarts() -> Bool {
         guard checkFile() == nil else { return false }
@@ -97,8 +97,8 @@ final class StoreMonitor: Sendable {
         return true
     }
 
-    /// Right after our own checkpoint (also a failed one), inside the writer (no other checkpoint
-    /// can interleave): the main file's header as it stands now is ours.
+    /// Right after our own checkpoint (also a failed one; ours run one at a time): the main file's
+    /// header as it stands now is ours.
     func checkpointed() { watch?.rememberHeader() }
 
     /// The file problem with advice, checking the files now unless one was already found.

@@ -84,7 +84,8 @@ struct HardeningStorageTests {
         for round in 0..<3 {
             try await ingest(store, count: 60, prefix: "round\(round)")
             clock.advance(by: SQLiteEventStore.checkpointInterval + 0.5)
-            try await ingest(store, count: 1, prefix: "checkpoint\(round)")  // the commit after which the checkpoint is due
+            try await ingest(store, count: 1, prefix: "checkpoint\(round)")  // the commit that starts the checkpoint
+            await store.checkpointSettled()  // it runs beside later commits
             try await store.checkReady()
         }
         #expect(try header() != started, "the server checkpointed into the main file")
@@ -102,6 +103,7 @@ struct HardeningStorageTests {
         try await ingest(store, count: 60, prefix: "newer")
         clock.advance(by: SQLiteEventStore.checkpointInterval + 0.5)
         try await ingest(store, count: 1, prefix: "checkpoint_last")
+        await store.checkpointSettled()
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         try handle.write(contentsOf: try Data(contentsOf: URL(fileURLWithPath: older)))
         try handle.close()

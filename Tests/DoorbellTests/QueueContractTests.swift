@@ -285,9 +285,11 @@ struct QueueContractTests {
             import sqlite3, sys
             db = sqlite3.connect(sys.argv[1])
             with db:
-                for index in ("runs_created", "runs_event_status", "events_source"):
+                for index in ("runs_created", "runs_event_status", "events_source", "runs_queue", "runs_leases"):
                     db.execute(f"DROP INDEX {index}")
-                db.execute("DELETE FROM grdb_migrations WHERE identifier = 'v11-list-indexes'")
+                db.execute("CREATE INDEX runs_queue ON runs (status, due_at)")
+                db.execute("ALTER TABLE store_probe DROP COLUMN room")
+                db.execute("DELETE FROM grdb_migrations WHERE identifier IN ('v11-list-indexes', 'v12-queue-order')")
                 db.execute("DROP INDEX runs_seq")
                 db.execute("DROP INDEX runs_ordering")
                 db.execute("ALTER TABLE runs DROP COLUMN seq")

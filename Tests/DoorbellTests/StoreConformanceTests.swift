@@ -116,6 +116,27 @@ struct StoreConformanceTests {
 
     // MARK: several nodes on one database
 
+    @Test("events(ids:) answers every stored event asked for, by id, with its body and headers, whether this store just stored it or another node (or a command) did; ids not stored are left out", arguments: StoreBackend.all)
+    func eventsByIDs(_ backend: StoreBackend) async throws {
+        let stores = try await backend.openShared(2)
+        let (node, other) = (stores[0], stores[1])
+        var mine = Self.event("pi_mine", at: Date())
+        mine.headers = [Header(name: "content-type", value: "application/json")]
+        mine.body = Array(#"{"n":1}"#.utf8)
+        var theirs = Self.event("pi_theirs", at: Date())
+        theirs.body = Array(#"{"n":2}"#.utf8)
+        let mineID = try await node.ingest(mine).id
+        let theirsID = try await other.ingest(theirs).id
+        let found = try await node.events(ids: [mineID, "evt_not_stored", theirsID, mineID])
+        #expect(found.keys.sorted() == [mineID, theirsID].sorted())
+        #expect(found[mineID]?.event.body == mine.body)
+        #expect(found[mineID]?.event.headers == mine.headers)
+        #expect(found[theirsID]?.event.body == theirs.body)
+        #expect(found[theirsID]?.event.providerID == "pi_theirs")
+        #expect(try await node.events(ids: []).isEmpty)
+        try await Self.closeAll(stores)
+    }
+
     @Test("two nodes claiming concurrently never claim the same run; after the leases lapse each run is claimed once more with a larger fencing token", arguments: StoreBackend.all)
     func twoNodesNeverClaimTheSameRun(_ backend: StoreBackend) async throws {
         let nodes = try await backend.openShared(2)
