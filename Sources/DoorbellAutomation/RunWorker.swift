@@ -103,14 +103,11 @@ public final class RunWorker: Service, Sendable {
                             }
                         }
                     }
-                    // The claim's events in one read (a read per run queued behind the others on the
-                    // reader connections). A run whose event is not among them reads it itself.
-                    let events = claimed.isEmpty ? [:] : (try? await store.events(ids: Array(Set(claimed.map(\.eventID))))) ?? [:]
+                    let events = ClaimEvents(store: store, ids: claimed.map(\.eventID))
                     for record in claimed {
                         inFlight.withLock { $0 += 1 }
-                        let event = events[record.eventID]
                         group.addTask {
-                            await self.execute(record, event: event)
+                            await self.execute(record, events: events)
                             self.held.withLock { $0.released(record.id) }
                             self.inFlight.withLock { $0 -= 1 }
                             self.signal.signal()
@@ -213,12 +210,12 @@ public final class RunWorker: Service, Sendable {
     /// Runs the claimed run from its next step until it finishes, waits for a retry, or dies —
     /// checking before each step that its lease is still held, and stopping (writing nothing
     /// more) as soon as it is not.
-    /// `event`: the run's event when the claim loaded it; otherwise it is read here.
-    private func execute(_ record: RunRecord, event: StoredEvent?) async {
+    /// `events`: where the run's event is read, with the rest of its claim's.
+    private func execute(_ record: RunRecord, events: ClaimEvents) async {
         guard let lease = record.lease else { return }
         if record.endpoint != nil {
             do {
-                try await deliverer.deliver(record, event: event, lease: lease, settle: settle)
+                try await deliverer.deliver(record, events: events, lease: lease, settle: settle)
             } catch {
                 // Storage failed: the lease expires and the delivery is tried again (same webhook-id).
                 logger.error("delivery interrupted by storage", metadata: ["delivery": "\(record.id)", "error": "\(error)"])
@@ -240,9 +237,7 @@ public final class RunWorker: Service, Sendable {
             return await bury("automation '\(record.automation)' is no longer configured")
         }
         do {
-            var loaded = event
-            if loaded == nil { loaded = try await store.event(id: record.eventID) }
-            guard let stored = loaded else {
+            guard let stored = try await events.event(id: record.eventID) else {
                 return await bury("event \(record.eventID) not found")
             }
             var outputs: [String: Any] = [:]

@@ -82,6 +82,10 @@ public final class SQLiteEventStore: EventStore, RunStore {
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
         do {
+            // GRDB puts a pool's writer in WAL mode *after* `prepareDatabase`, and sets it to
+            // `synchronous = NORMAL` there: commits would not be fsynced, and a power loss could take
+            // events already answered 2xx. Set again on the writer, where it counts.
+            if access != .readOnly { try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") } }
             let schema = try pool.read { db in try SQLiteSchema.Version.read(db) }
             if let problem = schema.problem(access: access, path: path) { throw StoreError.incompatibleSchema(problem) }
             if access != .readOnly { try SQLiteSchema.migrator.migrate(pool) }
@@ -217,9 +221,6 @@ public final class SQLiteEventStore: EventStore, RunStore {
             return .ingested(outcome, sequence: sequence)
         case .queue(let write):
             return .queued(try apply(write, db, now: now))
-        case .probe(let at):
-            try db.cachedStatement(sql: "INSERT OR REPLACE INTO store_probe (id, written_at, room) VALUES (1, ?, zeroblob(?))").execute(arguments: [at.millis, probeRoom])
-            return .probed
         }
     }
 
@@ -352,7 +353,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
             let due = probes.withLock { $0.start(at: at, interval: Self.probeInterval) }
             guard due else { throw StoreError.unavailable(reason, summary: StoreMonitor.writeFailedSummary) }
             do {
-                _ = try await write(.probe(at: at))
+                try await probeWrite(at: at)
             } catch let error as StoreError where error.kind == .unavailable {
                 throw error
             } catch {
@@ -364,6 +365,22 @@ public final class SQLiteEventStore: EventStore, RunStore {
         } catch {
             throw StoreError.unavailable(String(describing: error), summary: "database unreadable")
         }
+    }
+
+    /// The readiness probe: a transaction of its own, never in a group commit, where a probe that
+    /// does not fit (on a disk with room for small events only) would fail the events beside it.
+    private func probeWrite(at: Date) async throws {
+        try monitor.beforeWrite()
+        do {
+            try await pool.write { db in
+                try db.cachedStatement(sql: "INSERT OR REPLACE INTO store_probe (id, written_at, room) VALUES (1, ?, zeroblob(?))")
+                    .execute(arguments: [at.millis, Self.probeRoom])
+            }
+        } catch {
+            monitor.writeFailed(String(describing: error))
+            throw StoreError.unavailable(String(describing: error), summary: StoreMonitor.writeFailedSummary)
+        }
+        try monitor.afterCommit()
     }
 
     /// How many probe writes `/readyz` has tried.
@@ -385,10 +402,11 @@ public final class SQLiteEventStore: EventStore, RunStore {
     /// a truncated file to its watch.)
     public func close() async throws {
         await writes.close()
+        // The last checkpoint may be what finds the file lost, and start its rescue.
+        await checkpoints.finish()
         // A copy of a lost file still being written needs the connection: finish it first (no
         // `.partial` file left behind, no close failing under it).
         await rescues.finish()
-        await checkpoints.finish()
         if access == .server, monitor.fileIntact {
             do {
                 try await pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
@@ -561,14 +579,13 @@ final class CheckpointPacing: Sendable {
     private let state = Mutex<(running: Task<Void, Never>?, closed: Bool)>((nil, false))
     /// A connection that only checkpoints (the server's; nil for commands, which never checkpoint).
     private let checkpointer: DatabaseQueue?
-    private let walPath: String
-    /// Past this size the WAL is started over (see the type's comment).
-    static let walRestartSize = 16 << 20
+    /// Past this many bytes of frames the WAL is started over (see the type's comment). The file
+    /// itself never shrinks (`journal_size_limit = -1`): the WAL's frame count is what is compared.
+    static let walRestartSize = 32 << 20
 
     init(enabled: Bool, path: String, configuration: Configuration, now: @escaping @Sendable () -> Date) throws {
         self.enabled = enabled
         self.now = now
-        walPath = path + "-wal"
         last = Mutex(now())
         checkpointer = enabled ? try DatabaseQueue(path: path, configuration: configuration) : nil
     }
@@ -586,7 +603,7 @@ final class CheckpointPacing: Sendable {
             }
             guard due else { return }
             state.running = Task {
-                await Self.checkpoint(checkpointer, pool, walPath: walPath, monitor: monitor, logger: logger)
+                await Self.checkpoint(checkpointer, pool, monitor: monitor, logger: logger)
                 self.state.withLock { $0.running = nil }
             }
         }
@@ -607,16 +624,17 @@ final class CheckpointPacing: Sendable {
         try? checkpointer?.close()
     }
 
-    private static func checkpoint(_ checkpointer: DatabaseQueue, _ pool: DatabasePool, walPath: String, monitor: StoreMonitor, logger: Logger) async {
+    private static func checkpoint(_ checkpointer: DatabaseQueue, _ pool: DatabasePool, monitor: StoreMonitor, logger: Logger) async {
         do {
-            try await checkpointer.writeWithoutTransaction { db in
+            let walBytes = try await checkpointer.writeWithoutTransaction { db -> Int in
                 // Not into a file that is no longer ours.
-                guard monitor.checkpointStarts() else { return }
+                guard monitor.checkpointStarts() else { return 0 }
                 defer { monitor.checkpointed() }
-                _ = try db.checkpoint(.passive)
+                let frames = try db.checkpoint(.passive).walFrameCount
+                let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+                return frames * (pageSize + 24)
             }
-            let walSize = (try? FileManager.default.attributesOfItem(atPath: walPath))?[.size] as? Int ?? 0
-            guard walSize >= walRestartSize else { return }
+            guard walBytes >= walRestartSize else { return }
             try await pool.writeWithoutTransaction { db in
                 guard monitor.checkpointStarts() else { return }
                 defer { monitor.checkpointed() }
@@ -632,14 +650,11 @@ final class CheckpointPacing: Sendable {
 enum StoreWrite: Sendable {
     case ingest(NewEvent)
     case queue(QueueWrite)
-    /// A one-row write that proves the disk takes writes again (readiness after a failure).
-    case probe(at: Date)
 }
 
 enum StoreWriteResult: Sendable {
     case ingested(IngestOutcome, sequence: Int64?)
     case queued(AttemptWrite)
-    case probed
 }
 
 /// How a process opens the store.

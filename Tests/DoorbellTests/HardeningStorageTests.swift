@@ -73,6 +73,19 @@ struct HardeningStorageTests {
         #expect(health.unavailableReason?.hasPrefix("the database file x was deleted; put the database file back") == true, "nothing clears a lost file")
     }
 
+    @Test("every commit is fsynced: the writer of the server and of a command runs synchronous = FULL")
+    func commitsAreSynced() async throws {
+        let path = try TemporaryFolder.make().appendingPathComponent("doorbell.db").path
+        let server = try SQLiteEventStore(path: path)
+        let command = try SQLiteEventStore(path: path, access: .readWrite)
+        for store in [server, command] {
+            // 2 is FULL; GRDB's WAL setup leaves 1 (NORMAL) unless the store sets it again.
+            #expect(try await store.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
+        }
+        try await command.close()
+        try await server.close()
+    }
+
     @Test("the server's own checkpoints change the database header without alarm (and a command writing beside it causes none); a header changed by anyone else is a lost file")
     func headerWatch() async throws {
         let folder = try TemporaryFolder.make()

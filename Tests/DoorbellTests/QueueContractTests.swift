@@ -285,7 +285,7 @@ struct QueueContractTests {
             import sqlite3, sys
             db = sqlite3.connect(sys.argv[1])
             with db:
-                for index in ("runs_created", "runs_event_status", "events_source", "runs_queue", "runs_leases"):
+                for index in ("runs_created", "runs_event_status", "events_source", "runs_queue"):
                     db.execute(f"DROP INDEX {index}")
                 db.execute("CREATE INDEX runs_queue ON runs (status, due_at)")
                 db.execute("ALTER TABLE store_probe DROP COLUMN room")

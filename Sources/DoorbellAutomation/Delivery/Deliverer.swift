@@ -38,8 +38,8 @@ final class Deliverer: Sendable {
 
     /// Every store transition goes through `settle` (the worker's: storage errors retried as writes,
     /// a lost lease ends the delivery with nothing more written or sent).
-    /// `event`: the delivery's event if the claim loaded it (read here otherwise).
-    func deliver(_ record: RunRecord, event preloaded: StoredEvent?, lease: Lease, settle: (String, () async throws -> Transition) async -> Bool) async throws {
+    /// `events`: where the delivery's event is read (only once it is about to be sent).
+    func deliver(_ record: RunRecord, events: ClaimEvents, lease: Lease, settle: (String, () async throws -> Transition) async -> Bool) async throws {
         guard let endpointID = record.endpoint else { return }
         // Built only when a line is logged.
         func metadata(_ extra: Logger.Metadata = [:]) -> Logger.Metadata {
@@ -116,9 +116,7 @@ final class Deliverer: Sendable {
             _ = await settle(record.id) { try await store.deferRun(runID: record.id, lease: lease, until: until) }
             return
         }
-        var storedEvent = preloaded
-        if storedEvent == nil { storedEvent = try await store.event(id: record.eventID) }
-        guard let stored = storedEvent else {
+        guard let stored = try await events.event(id: record.eventID) else {
             report(.buried)
             return try await bury("event \(record.eventID) not found")
         }
