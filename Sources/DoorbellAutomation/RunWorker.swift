@@ -30,6 +30,8 @@ public final class RunWorker: Service, Sendable {
     private let inFlight = Mutex(0)
     /// The claims in flight; asked before every step and every write (see `HeldLeases`).
     private let held = Mutex(HeldLeases())
+    /// Runs' event reads, shared when they come together (a claim's runs start at once).
+    private let events: EventReads
     /// Runs, steps and delivery attempts counted for `/metrics`.
     private let metrics: WorkMetrics
     /// The fallback poll: at this interval the worker looks at the queue and reloads endpoints
@@ -43,6 +45,8 @@ public final class RunWorker: Service, Sendable {
     ) {
         self.metrics = metrics
         self.store = store
+        let events = EventReads(store: store)
+        self.events = events
         self.automations = Dictionary(planner.matcher.automations.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let http = OutboundHTTP(policy: outbound.addressPolicy, concurrency: concurrency)
         self.http = http
@@ -61,7 +65,7 @@ public final class RunWorker: Service, Sendable {
             planner: planner, maxChainDepth: 8
         )
         self.deliverer = Deliverer(
-            store: store, http: http, directory: planner.directory, settings: outbound, retry: retry, logger: logger, now: now, metrics: metrics,
+            store: store, events: events, http: http, directory: planner.directory, settings: outbound, retry: retry, logger: logger, now: now, metrics: metrics,
             publish: { event in _ = try await storeEmitted(planner.plan(event)) }
         )
     }
@@ -103,11 +107,10 @@ public final class RunWorker: Service, Sendable {
                             }
                         }
                     }
-                    let events = ClaimEvents(store: store, ids: claimed.map(\.eventID))
                     for record in claimed {
                         inFlight.withLock { $0 += 1 }
                         group.addTask {
-                            await self.execute(record, events: events)
+                            await self.execute(record)
                             self.held.withLock { $0.released(record.id) }
                             self.inFlight.withLock { $0 -= 1 }
                             self.signal.signal()
@@ -210,12 +213,11 @@ public final class RunWorker: Service, Sendable {
     /// Runs the claimed run from its next step until it finishes, waits for a retry, or dies —
     /// checking before each step that its lease is still held, and stopping (writing nothing
     /// more) as soon as it is not.
-    /// `events`: where the run's event is read, with the rest of its claim's.
-    private func execute(_ record: RunRecord, events: ClaimEvents) async {
+    private func execute(_ record: RunRecord) async {
         guard let lease = record.lease else { return }
         if record.endpoint != nil {
             do {
-                try await deliverer.deliver(record, events: events, lease: lease, settle: settle)
+                try await deliverer.deliver(record, lease: lease, settle: settle)
             } catch {
                 // Storage failed: the lease expires and the delivery is tried again (same webhook-id).
                 logger.error("delivery interrupted by storage", metadata: ["delivery": "\(record.id)", "error": "\(error)"])

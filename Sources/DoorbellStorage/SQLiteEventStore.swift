@@ -371,6 +371,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
     /// does not fit (on a disk with room for small events only) would fail the events beside it.
     private func probeWrite(at: Date) async throws {
         try monitor.beforeWrite()
+        let failures = monitor.failures
         do {
             try await pool.write { db in
                 try db.cachedStatement(sql: "INSERT OR REPLACE INTO store_probe (id, written_at, room) VALUES (1, ?, zeroblob(?))")
@@ -380,7 +381,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
             monitor.writeFailed(String(describing: error))
             throw StoreError.unavailable(String(describing: error), summary: StoreMonitor.writeFailedSummary)
         }
-        try monitor.afterCommit()
+        try monitor.afterProbe(failuresBefore: failures)
     }
 
     /// How many probe writes `/readyz` has tried.

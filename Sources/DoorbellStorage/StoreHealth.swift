@@ -12,6 +12,8 @@ struct StoreHealth: Sendable, Equatable {
     private(set) var writeFailure: String?
     /// What happened to the database file; never cleared while the process runs.
     private(set) var fileProblem: String?
+    /// Failed writes so far: a success that began before a failure must not clear it.
+    private(set) var failures = 0
 
     /// Why the store cannot acknowledge writes now; nil when it can.
     var unavailableReason: String? {
@@ -20,9 +22,17 @@ struct StoreHealth: Sendable, Equatable {
         return nil
     }
 
-    mutating func writeSucceeded() { writeFailure = nil }
+    /// `failuresBefore`: the count when the write began, for a write that committed outside the
+    /// group commit (the readiness probe), where a failure may have been recorded meanwhile.
+    mutating func writeSucceeded(failuresBefore: Int? = nil) {
+        if let failuresBefore, failuresBefore != failures { return }
+        writeFailure = nil
+    }
 
-    mutating func writeFailed(_ reason: String) { writeFailure = reason }
+    mutating func writeFailed(_ reason: String) {
+        writeFailure = reason
+        failures += 1
+    }
 
     /// Returns true the first time, so the loud log line is written once.
     mutating func fileLost(_ reason: String) -> Bool {
@@ -63,6 +73,16 @@ final class StoreMonitor: Sendable {
     func afterCommit() throws {
         if let reason = checkFile() { throw StoreError.unavailable(reason, summary: Self.fileLostSummary) }
         health.withLock { $0.writeSucceeded() }
+    }
+
+    /// Failed writes so far (see `afterProbe`).
+    var failures: Int { health.withLock { $0.failures } }
+
+    /// After the readiness probe committed, in a transaction of its own: a write that failed since
+    /// the probe began (`failuresBefore`) still stands; only an older failure is cleared.
+    func afterProbe(failuresBefore: Int) throws {
+        if let reason = checkFile() { throw StoreError.unavailable(reason, summary: Self.fileLostSummary) }
+        health.withLock { $0.writeSucceeded(failuresBefore: failuresBefore) }
     }
 
     func writeFailed(_ reason: String) {

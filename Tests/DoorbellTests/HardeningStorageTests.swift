@@ -58,7 +58,7 @@ struct HardeningStorageTests {
         try await store.close()
     }
 
-    @Test("store health as a value: a failed write passes with the next success; a lost file stays lost")
+    @Test("store health as a value: a failed write passes with the next success (not with a probe begun before it); a lost file stays lost")
     func storeHealthStates() {
         var health = StoreHealth()
         #expect(health.unavailableReason == nil)
@@ -66,6 +66,13 @@ struct HardeningStorageTests {
         #expect(health.unavailableReason == "the last write failed: disk full")
         health.writeSucceeded()
         #expect(health.unavailableReason == nil, "a write that commits makes the store ready again")
+        // The readiness probe commits outside the group commit: a batch that failed while it ran stands.
+        let before = health.failures
+        health.writeFailed("disk full again")
+        health.writeSucceeded(failuresBefore: before)
+        #expect(health.unavailableReason == "the last write failed: disk full again", "a probe that began before a failure does not clear it")
+        health.writeSucceeded(failuresBefore: health.failures)
+        #expect(health.unavailableReason == nil, "a probe that began after it does")
         let first = health.fileLost("the database file x was deleted")
         let second = health.fileLost("the database file x was replaced")
         #expect(first && !second, "reported once")

@@ -12,6 +12,8 @@ import Synchronization
 /// what follows — delivered, retry later, dead, or paused with its endpoint.
 final class Deliverer: Sendable {
     private let store: any DoorbellStore
+    /// Where a delivery's event is read, once it is about to be sent.
+    private let events: EventReads
     private let http: OutboundHTTP
     private let directory: EndpointDirectory
     private let settings: OutboundSettings
@@ -24,9 +26,10 @@ final class Deliverer: Sendable {
     private let publish: @Sendable (NewEvent) async throws -> Void
     private let metrics: WorkMetrics
 
-    init(store: any DoorbellStore, http: OutboundHTTP, directory: EndpointDirectory, settings: OutboundSettings, retry: RetryPolicy, logger: Logger, now: @escaping @Sendable () -> Date, metrics: WorkMetrics = .none, publish: @escaping @Sendable (NewEvent) async throws -> Void) {
+    init(store: any DoorbellStore, events: EventReads, http: OutboundHTTP, directory: EndpointDirectory, settings: OutboundSettings, retry: RetryPolicy, logger: Logger, now: @escaping @Sendable () -> Date, metrics: WorkMetrics = .none, publish: @escaping @Sendable (NewEvent) async throws -> Void) {
         self.metrics = metrics
         self.store = store
+        self.events = events
         self.http = http
         self.directory = directory
         self.settings = settings
@@ -38,8 +41,7 @@ final class Deliverer: Sendable {
 
     /// Every store transition goes through `settle` (the worker's: storage errors retried as writes,
     /// a lost lease ends the delivery with nothing more written or sent).
-    /// `events`: where the delivery's event is read (only once it is about to be sent).
-    func deliver(_ record: RunRecord, events: ClaimEvents, lease: Lease, settle: (String, () async throws -> Transition) async -> Bool) async throws {
+    func deliver(_ record: RunRecord, lease: Lease, settle: (String, () async throws -> Transition) async -> Bool) async throws {
         guard let endpointID = record.endpoint else { return }
         // Built only when a line is logged.
         func metadata(_ extra: Logger.Metadata = [:]) -> Logger.Metadata {
