@@ -64,6 +64,8 @@ public final class SQLiteEventStore: EventStore, RunStore {
         switch access {
         case .server, .readWrite:
             configuration.prepareDatabase { db in
+                // For every connection (the checkpointer's included); the pool's writer is set again
+                // after GRDB's WAL set-up, which resets it (see below).
                 try db.execute(sql: "PRAGMA synchronous = FULL")
                 // The WAL never shrinks while we run (whatever the build's default), so the file
                 // watch can read a smaller WAL as truncation by someone else.
