@@ -18,8 +18,8 @@ public protocol EventStore: Service {
     func ingest(_ event: NewEvent) async throws -> IngestOutcome
     /// One event by its id (`evt_…`).
     func event(id: String) async throws -> StoredEvent?
-    /// The events with these ids that are stored, by id, in one read: the worker loads a whole
-    /// claim's events at once instead of one read per run.
+    /// The events with these ids that are stored, by id, in one read: the worker's runs that ask at
+    /// once share it (`EventReads`) instead of one read each.
     func events(ids: [String]) async throws -> [String: StoredEvent]
     /// Events newest first.
     func events(matching query: EventQuery) async throws -> [StoredEvent]

@@ -383,7 +383,7 @@ public final class SQLiteEventStore: EventStore, RunStore {
             monitor.writeFailed(String(describing: error))
             throw StoreError.unavailable(String(describing: error), summary: StoreMonitor.writeFailedSummary)
         }
-        try monitor.afterProbe(failuresBefore: failures)
+        try monitor.afterCommit(failuresBefore: failures)
     }
 
     /// How many probe writes `/readyz` has tried.
@@ -630,22 +630,22 @@ final class CheckpointPacing: Sendable {
     private static func checkpoint(_ checkpointer: DatabaseQueue, _ pool: DatabasePool, monitor: StoreMonitor, logger: Logger) async {
         do {
             let walBytes = try await checkpointer.writeWithoutTransaction { db -> Int in
-                // Not into a file that is no longer ours.
-                guard monitor.checkpointStarts() else { return 0 }
-                defer { monitor.checkpointed() }
-                let frames = try db.checkpoint(.passive).walFrameCount
-                let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
-                return frames * (pageSize + 24)
+                let frames = try passive(db, monitor: monitor)
+                return frames * ((try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096) + 24)
             }
             guard walBytes >= walRestartSize else { return }
-            try await pool.writeWithoutTransaction { db in
-                guard monitor.checkpointStarts() else { return }
-                defer { monitor.checkpointed() }
-                _ = try db.checkpoint(.passive)
-            }
+            _ = try await pool.writeWithoutTransaction { db in try passive(db, monitor: monitor) }
         } catch {
             logger.warning("WAL checkpoint failed; the next one tries again", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// One PASSIVE checkpoint on `db`'s connection, bracketed for the file watch (never into a file
+    /// that is no longer ours). Returns the WAL's frames (0 when none was made).
+    private static func passive(_ db: Database, monitor: StoreMonitor) throws -> Int {
+        guard monitor.checkpointStarts() else { return 0 }
+        defer { monitor.checkpointed() }
+        return try db.checkpoint(.passive).walFrameCount
     }
 }
 

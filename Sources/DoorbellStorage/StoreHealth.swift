@@ -69,21 +69,16 @@ final class StoreMonitor: Sendable {
     }
 
     /// After a commit: throws when the file went away meanwhile (the commit is not where anyone
-    /// will look for it); otherwise the write counts as a success.
-    func afterCommit() throws {
-        if let reason = checkFile() { throw StoreError.unavailable(reason, summary: Self.fileLostSummary) }
-        health.withLock { $0.writeSucceeded() }
-    }
-
-    /// Failed writes so far (see `afterProbe`).
-    var failures: Int { health.withLock { $0.failures } }
-
-    /// After the readiness probe committed, in a transaction of its own: a write that failed since
-    /// the probe began (`failuresBefore`) still stands; only an older failure is cleared.
-    func afterProbe(failuresBefore: Int) throws {
+    /// will look for it); otherwise the write counts as a success. `failuresBefore` (`failures` when
+    /// the write began), for a write outside the group commit (the readiness probe): a write that
+    /// failed since then still stands; only an older failure is cleared.
+    func afterCommit(failuresBefore: Int? = nil) throws {
         if let reason = checkFile() { throw StoreError.unavailable(reason, summary: Self.fileLostSummary) }
         health.withLock { $0.writeSucceeded(failuresBefore: failuresBefore) }
     }
+
+    /// Failed writes so far (see `afterCommit`).
+    var failures: Int { health.withLock { $0.failures } }
 
     func writeFailed(_ reason: String) {
         let first = health.withLock { health in
