@@ -23,7 +23,7 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
     let logger: Logger
     let now: @Sendable () -> Date
     private let writes: GroupCommit<NewEvent, IngestOutcome>
-    /// Events stored recently by this node, so its worker does not read back what it was just given.
+    /// Events stored recently by this node with runs, so its worker does not read back what it was just given.
     let recent = Mutex(RecentEvents())
     public let wakeUps: WakeUpChannel
     /// `LISTEN` on its own connection; nil for commands (they only notify).
@@ -109,13 +109,14 @@ public final class PostgresStore: EventStore, RunStore, Sendable {
 
     public func ingest(_ event: NewEvent) async throws -> IngestOutcome {
         let outcome = try await writes.submit(event)
-        if !outcome.duplicate {
+        // Kept only for this node's worker, which reads an event only for its runs.
+        if !outcome.duplicate && !event.automations.isEmpty {
             var stored = event
             stored.automations = []
             // The sequence is only used for paging the API, which reads from the database.
             recent.withLock { $0.add(StoredEvent(sequence: 0, event: stored)) }
             // This node's worker at once; the others by the NOTIFY committed with the event.
-            if !event.automations.isEmpty { wakeUps.signal() }
+            wakeUps.signal()
         }
         return outcome
     }

@@ -14,8 +14,8 @@ extension SQLiteEventStore {
             try Row.fetchAll(db.cachedStatement(sql: Self.claimSQL), arguments: [
                 "owner": owner, "leaseUntil": leaseUntil.millis, "now": now.millis, "limit": limit, "inFlight": inFlight,
             ])
-            .sorted { ($0["due_at"] as Int64, $0["seq"] as Int64) < ($1["due_at"] as Int64, $1["seq"] as Int64) }
-            .map(Self.runRecord)
+            .map(Self.claimedRun)
+            .sorted { ($0.dueAt, $0.sequence) < ($1.dueAt, $1.sequence) }
         }
     }
 
@@ -45,9 +45,21 @@ extension SQLiteEventStore {
         return """
             UPDATE runs SET status = 'running', lease_owner = :owner, lease_token = lease_token + 1, lease_until = :leaseUntil, updated_at = :now
             WHERE id IN (SELECT id FROM (\(candidates)) ORDER BY due, seq LIMIT :limit)
-            RETURNING *
+            RETURNING id, event_id, automation, next_step, attempt, due_at, last_error, endpoint, lease_owner, lease_token, seq, created_at, updated_at
             """
     }()
+
+    /// A row of `claimSQL`'s RETURNING list, read by position: looking each column up by name was
+    /// most of decoding a claim, and every delivery and run is claimed.
+    static func claimedRun(_ row: Row) -> RunRecord {
+        RunRecord(
+            id: row[0], eventID: row[1], automation: row[2], status: .running, nextStep: row[3], attempt: row[4],
+            dueAt: Date(timeIntervalSince1970: Double(row[5] as Int64) / 1000), lastError: row[6], endpoint: row[7],
+            lease: (row[8] as String?).map { Lease(owner: $0, token: row[9]) },
+            sequence: row[10], createdAt: Date(timeIntervalSince1970: Double(row[11] as Int64) / 1000),
+            updatedAt: Date(timeIntervalSince1970: Double(row[12] as Int64) / 1000)
+        )
+    }
 
     public func nextDueDate() async throws -> Date? {
         try await pool.read { db in

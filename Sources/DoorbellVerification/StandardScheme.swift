@@ -1,6 +1,7 @@
 import Crypto
 import DoorbellCore
 import Foundation
+import Synchronization
 
 /// Standard Webhooks: `webhook-signature: v1,<b64> v1a,<b64> …` over `"{webhook-id}.{webhook-timestamp}.{body}"`.
 /// `v1` is HMAC-SHA256 keyed with the base64 after `whsec_`; `v1a` is Ed25519, verified with `whpk_`
@@ -82,13 +83,7 @@ public struct StandardScheme: SignatureScheme {
     /// whsec_, `v1a` for whsk_), space-separated, so a receiver holding either secret of a rotation verifies.
     public static func signatureHeader(id: String, timestamp: Int, body: [UInt8], secrets: [String]) -> String {
         let payload = signedPayload(id: id, timestamp: timestamp, body: body)
-        return secrets.compactMap { secret -> String? in
-            switch StandardKey(secret) {
-            case .hmac(let key): "v1," + Data(HMAC<SHA256>.authenticationCode(for: payload, using: key)).base64EncodedString()
-            case .privateKey(let key): (try? key.signature(for: payload)).map { "v1a," + $0.base64EncodedString() }
-            case .publicKey, nil: nil
-            }
-        }.joined(separator: " ")
+        return secrets.compactMap { StandardSigningKey($0)?.signature(payload) }.joined(separator: " ")
     }
 
     static func signedPayload(id: String, timestamp: Int, body: [UInt8]) -> [UInt8] {
@@ -128,5 +123,72 @@ public enum StandardKey {
             guard let bytes = Data(base64Encoded: encoded), !bytes.isEmpty else { return nil }
             self = .hmac(SymmetricKey(data: bytes))
         }
+    }
+}
+
+/// A secret ready to sign with: for `whsec_`, the HMAC keyed once (base64 decoded, key padded,
+/// inner and outer pads hashed), so a signature costs only hashing the payload; for `whsk_`, the
+/// Ed25519 private key. Nil for a public key or text that is no key (neither can sign).
+struct StandardSigningKey: @unchecked Sendable {
+    // @unchecked: `HMAC` is a value whose hash state is copied before it is first changed
+    // (swift-crypto's digests are copy-on-write), so a shared keyed HMAC is only ever read.
+    private enum Kind {
+        case hmac(HMAC<SHA256>)
+        case ed25519(Curve25519.Signing.PrivateKey)
+    }
+
+    private let kind: Kind
+
+    init?(_ secret: String) {
+        switch StandardKey(secret) {
+        case .hmac(let key): kind = .hmac(HMAC<SHA256>(key: key))
+        case .privateKey(let key): kind = .ed25519(key)
+        case .publicKey, nil: return nil
+        }
+    }
+
+    /// `v1,<base64>` or `v1a,<base64>` over `payload`.
+    func signature(_ payload: [UInt8]) -> String? {
+        switch kind {
+        case .hmac(let keyed):
+            var mac = keyed
+            mac.update(data: payload)
+            return "v1," + Data(mac.finalize()).base64EncodedString()
+        case .ed25519(let key):
+            return (try? key.signature(for: payload)).map { "v1a," + $0.base64EncodedString() }
+        }
+    }
+}
+
+/// Signs outbound deliveries with each secret's key prepared once and kept (`StandardSigningKey`):
+/// decoding the secret and keying the HMAC cost more than signing a small body, on every attempt.
+/// At most `capacity` secrets are kept; past that the kept keys are dropped and prepared again.
+public final class StandardSigner: Sendable {
+    private let keys = Mutex<[String: StandardSigningKey?]>([:])
+    private let capacity: Int
+
+    public init(capacity: Int = 1024) {
+        self.capacity = capacity
+    }
+
+    /// The same value as `StandardScheme.signatureHeader`: one signature per secret that can sign.
+    public func signatureHeader(id: String, timestamp: Int, body: [UInt8], secrets: [String]) -> String {
+        let payload = StandardScheme.signedPayload(id: id, timestamp: timestamp, body: body)
+        var signatures: [String] = []
+        signatures.reserveCapacity(secrets.count)
+        for secret in secrets {
+            if let signature = key(secret)?.signature(payload) { signatures.append(signature) }
+        }
+        return signatures.joined(separator: " ")
+    }
+
+    private func key(_ secret: String) -> StandardSigningKey? {
+        if let kept = keys.withLock({ $0[secret] }) { return kept }
+        let prepared = StandardSigningKey(secret)
+        keys.withLock { keys in
+            if keys.count >= capacity { keys.removeAll() }
+            keys[secret] = prepared
+        }
+        return prepared
     }
 }

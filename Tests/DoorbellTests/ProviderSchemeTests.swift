@@ -1,3 +1,4 @@
+import Crypto
 import DoorbellCore
 import DoorbellVerification
 import Foundation
@@ -105,6 +106,42 @@ struct ProviderSchemeTests {
         let result = try ChildProcess.run("/usr/bin/env", ["python3", "-c", script, json])
         #expect(result.status == 0, "python: \(result.stderr)")
         #expect(result.stdout.contains("verified"))
+    }
+
+    @Test("a kept signing key signs every payload as a freshly keyed one does, from concurrent tasks too")
+    func keptSigningKeys() async throws {
+        let signer = StandardSigner(capacity: 2)
+        let v1 = Self.keys["standard_v1"]!, whsk = Self.keys["standard_secret_key"]!, other = "whsec_" + Data(repeating: 7, count: 24).base64EncodedString()
+        /// What the header must be: the HMAC keyed anew for this one payload (swift-crypto's one-shot API).
+        func expected(_ id: String, _ body: [UInt8], _ secret: String) -> String {
+            let key = SymmetricKey(data: Data(base64Encoded: String(secret.dropFirst(6)))!)
+            let payload = Array("\(id).1700000000.".utf8) + body
+            return "v1," + Data(HMAC<SHA256>.authenticationCode(for: payload, using: key)).base64EncodedString()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    for n in 0..<200 {
+                        let id = "evt_\(task)_\(n)", body = Array("{\"n\":\(n),\"pad\":\"\(String(repeating: "x", count: n))\"}".utf8)
+                        // Three secrets through a signer that keeps two: kept, dropped and prepared again.
+                        let secret = [v1, other, v1][n % 3]
+                        let header = signer.signatureHeader(id: id, timestamp: 1_700_000_000, body: body, secrets: [secret])
+                        #expect(header == expected(id, body, secret), "payload \(n) of task \(task)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        // Both kinds at once, as during a rotation: the kept answer is the one-shot one.
+        let body = Array(#"{"type":"order.paid"}"#.utf8)
+        for _ in 0..<2 {
+            #expect(signer.signatureHeader(id: "evt_1", timestamp: 1_700_000_000, body: body, secrets: [v1, whsk]).split(separator: " ").first.map(String.init) == expected("evt_1", body, v1))
+        }
+        #expect(signer.signatureHeader(id: "evt_1", timestamp: 1_700_000_000, body: body, secrets: [v1, whsk]).hasSuffix(
+            StandardScheme.signatureHeader(id: "evt_1", timestamp: 1_700_000_000, body: body, secrets: [whsk])))
+        // A public key cannot sign: no signature, kept or not.
+        #expect(signer.signatureHeader(id: "evt_1", timestamp: 1_700_000_000, body: body, secrets: [Self.keys["standard_public"]!]) == "")
+        #expect(signer.signatureHeader(id: "evt_1", timestamp: 1_700_000_000, body: body, secrets: [Self.keys["standard_public"]!]) == "")
     }
 
     @Test("random and truncated header values never crash a parser: always a refusal")

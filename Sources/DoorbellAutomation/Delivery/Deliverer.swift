@@ -20,6 +20,7 @@ final class Deliverer: Sendable {
     private let retry: RetryPolicy
     private let breakers = Mutex<[String: CircuitBreaker]>([:])
     private let limiter = RateLimiter()
+    private let signer = StandardSigner()
     private let logger: Logger
     private let now: @Sendable () -> Date
     /// Stores Doorbell's own notices (`endpoint.disabled`) with their runs and deliveries.
@@ -220,7 +221,7 @@ final class Deliverer: Sendable {
         // webhook-id is the event's id: the same on every retry and replay, so receivers can dedupe.
         request.headers.replaceOrAdd(name: "webhook-id", value: event.id)
         request.headers.replaceOrAdd(name: "webhook-timestamp", value: String(timestamp))
-        request.headers.replaceOrAdd(name: "webhook-signature", value: StandardScheme.signatureHeader(id: event.id, timestamp: timestamp, body: body, secrets: endpoint.signingSecrets(now: start)))
+        request.headers.replaceOrAdd(name: "webhook-signature", value: signer.signatureHeader(id: event.id, timestamp: timestamp, body: body, secrets: endpoint.signingSecrets(now: start)))
         request.body = .bytes(body)
         do {
             // The status decides; of the body only the first KiB is kept (the attempt's excerpt), the
