@@ -65,6 +65,7 @@ start() {
     local dir="$1" log="$2" url="$3"; shift 3
     (cd "$dir" && exec "$@" >>"$log" 2>&1) &
     SERVER=$!
+    SERVER_URL="$url"
     for _ in $(seq 1 600); do
         curl -s -o /dev/null -X POST "$url" && return 0
         kill -0 "$SERVER" 2>/dev/null || { echo "the server in $dir exited:" >&2; tail -20 "$log" >&2; return 1; }
@@ -75,6 +76,9 @@ start() {
 stop() {
     kill -TERM "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true
     SERVER=""
+    # Until nothing answers there: the next target may listen on the same port (adnanh/webhook twice
+    # in a row, between rounds) and must not find it still taken.
+    for _ in $(seq 1 100); do curl -s -o /dev/null --max-time 1 -X POST "$SERVER_URL" || return 0; sleep 0.1; done
 }
 form_rows() {  # DATABASE: the events stored for the form source (0 without a database)
     if [ -f "$1" ]; then

@@ -6,19 +6,22 @@
 #   groups.txt   the self time by area (profile_groups.py)
 #   callers.txt  with --callers: call graphs (dwarf) of the hottest symbols, to see who calls them
 #   wrk.json     the load's figures while perf ran (perf slows the server: compare only within a profile)
-# Usage: scripts/bench.d/profile-ingest.sh [SECONDS] [OUT] [--callers]   (scripts/bench profile runs it)
+# With E2E=1 the source has the end-to-end benchmark's automation (one http step to the bare sink),
+# so the profile holds the worker's runs beside ingest.
+# Usage: [E2E=1] scripts/bench.d/profile-ingest.sh [SECONDS] [OUT] [--callers]   (scripts/bench profile runs it)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
 SECONDS_="${1:-10}"
 OUT="${2:-/tmp/profile-ingest}"
 CALLERS="${3:-}"
-command -v perf >/dev/null || { echo "perf is not installed (apt-get install linux-perf)" >&2; exit 1; }
+for tool in perf wrk; do command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install linux-perf wrk)" >&2; exit 1; }; done
 BIN="$(scripts/bench.d/build-release.sh)"
 WORK="$(mktemp -d /tmp/doorbell-profile.XXXXXX)"
 mkdir -p "$OUT"
 SERVER=""
-trap 'if [ -n "$SERVER" ]; then kill -TERM "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
+SINK=""
+trap 'if [ -n "$SERVER" ]; then kill -TERM "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi; [ -z "$SINK" ] || kill "$SINK" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 python3 scripts/bench.d/request.py whsec_bench_secret bench-hmac-secret "$WORK/request.lua"
 cat >"$WORK/doorbell.yml" <<YAML
 server: { listen: "127.0.0.1:18087" }
@@ -30,6 +33,18 @@ sources:
     hmac: { header: X-Signature, algorithm: sha256, encoding: hex }
     secrets: ["bench-hmac-secret"]
 YAML
+if [ "${E2E:-0}" = 1 ]; then
+    cat >>"$WORK/doorbell.yml" <<YAML
+outbound: { allow_private: ["127.0.0.0/8"] }
+automations:
+  - id: forward
+    on: ["form:*"]
+    steps:
+      - { id: sink, http: { url: "http://127.0.0.1:18081/hooks/sink", json: { event: "{{event.id}}" } } }
+YAML
+    "$BIN/doorbell-bench-bare" 18081 >/dev/null 2>&1 &
+    SINK=$!
+fi
 URL="http://127.0.0.1:18087/hooks/form"
 
 # record MODE: a fresh server, warm-up, perf for SECONDS while wrk keeps the load on.
