@@ -163,7 +163,7 @@ struct StandardSigningKey: @unchecked Sendable {
 /// Signs outbound deliveries with each secret's key prepared once and kept (`StandardSigningKey`):
 /// decoding the secret and keying the HMAC cost more than signing a small body, on every attempt.
 /// At most `capacity` secrets are kept; past that the kept keys are dropped and prepared again.
-public final class StandardSigner: Sendable {
+public final class StandardSigner: Sendable, CustomReflectable {
     private let keys = Mutex<[String: StandardSigningKey?]>([:])
     private let capacity: Int
 
@@ -181,6 +181,9 @@ public final class StandardSigner: Sendable {
         }
         return signatures.joined(separator: " ")
     }
+
+    /// A dump shows how many keys are kept, never the secrets they are kept under.
+    public var customMirror: Mirror { Mirror(self, children: ["kept": keys.withLock { $0.count }]) }
 
     private func key(_ secret: String) -> StandardSigningKey? {
         if let kept = keys.withLock({ $0[secret] }) { return kept }

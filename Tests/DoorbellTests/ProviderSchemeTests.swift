@@ -139,6 +139,10 @@ struct ProviderSchemeTests {
         }
         #expect(signer.signatureHeader(id: "evt_1", timestamp: 1_700_000_000, body: body, secrets: [v1, whsk]).hasSuffix(
             StandardScheme.signatureHeader(id: "evt_1", timestamp: 1_700_000_000, body: body, secrets: [whsk])))
+        // A dump of the signer names no secret.
+        var dumped = ""
+        dump(signer, to: &dumped)
+        #expect(!dumped.contains(String(v1.dropFirst(6))) && !dumped.contains(String(whsk.dropFirst(5))), "\(dumped)")
         // A public key cannot sign: no signature, kept or not.
         #expect(signer.signatureHeader(id: "evt_1", timestamp: 1_700_000_000, body: body, secrets: [Self.keys["standard_public"]!]) == "")
         #expect(signer.signatureHeader(id: "evt_1", timestamp: 1_700_000_000, body: body, secrets: [Self.keys["standard_public"]!]) == "")
