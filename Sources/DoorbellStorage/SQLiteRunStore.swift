@@ -49,8 +49,8 @@ extension SQLiteEventStore {
             """
     }()
 
-    /// A row of `claimSQL`'s RETURNING list, read by position: looking each column up by name was
-    /// most of decoding a claim, and every delivery and run is claimed.
+    /// A row of `claimSQL`'s RETURNING list, read by position (keep the two in step): looking each
+    /// column up by name was about a quarter of a claim's CPU, and every delivery and run is claimed.
     static func claimedRun(_ row: Row) -> RunRecord {
         RunRecord(
             id: row[0], eventID: row[1], automation: row[2], status: .running, nextStep: row[3], attempt: row[4],

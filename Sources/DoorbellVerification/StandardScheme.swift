@@ -189,6 +189,8 @@ public final class StandardSigner: Sendable, CustomReflectable {
         if let kept = keys.withLock({ $0[secret] }) { return kept }
         let prepared = StandardSigningKey(secret)
         keys.withLock { keys in
+            // Another task may have kept it meanwhile: no reason to drop the others then.
+            guard keys[secret] == nil else { return }
             if keys.count >= capacity { keys.removeAll() }
             keys[secret] = prepared
         }

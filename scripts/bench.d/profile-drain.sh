@@ -5,7 +5,8 @@
 # (default /tmp/profile-drain):
 #   self.txt     self time per symbol        groups.txt   the self time by area (profile_groups.py)
 #   children.txt with --callers: inclusive time per symbol (dwarf call graphs)
-#   drain.json   backlog size and drain rate (perf slows the server: compare only within a profile)
+#   drain-self.json  backlog size and drain rate (perf slows the server: compare only within a
+#                profile; a backlog drained before SECONDS end makes the rate read low)
 # Usage: scripts/bench.d/profile-drain.sh [SECONDS] [OUT] [--callers]   (scripts/bench profile-drain runs it)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -43,6 +44,7 @@ record() {
     (cd "$WORK" && exec "$BIN/doorbell" serve --config dlv.yml --log-level error >>"$OUT/serve.log" 2>&1) &
     local server=$!
     for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:18084/healthz" && break; sleep 0.1; done
+    curl -sf -o /dev/null "http://127.0.0.1:18084/healthz" || { echo "the server did not start: see $OUT/serve.log" >&2; exit 1; }
     curl -s -o /dev/null -X POST -H "Authorization: Bearer $TOKEN" "$API/endpoints/sink/disable"
     wrk -t2 -c32 -d"${PUBLISH}s" --timeout 5s -s "$WORK/publish.lua" "$API/events" >/dev/null
     local backlog
@@ -62,7 +64,8 @@ db, backlog, start, end = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), flo
 done = sqlite3.connect(db).execute("SELECT COUNT(*) FROM attempts WHERE status = 200").fetchone()[0]
 print(json.dumps({"backlog": backlog, "delivered_while_profiled": done, "rate": round(done / (end - start))}))
 PY
-    kill -TERM "$server"; wait "$server" 2>/dev/null || true
+    kill -TERM "$server" 2>/dev/null || echo "the server had exited during the profile: see $OUT/serve.log" >&2
+    wait "$server" 2>/dev/null || true
 }
 
 : >"$OUT/serve.log"
