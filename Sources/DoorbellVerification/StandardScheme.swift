@@ -63,15 +63,8 @@ public struct StandardScheme: SignatureScheme {
         let id = "msg_" + EventID.generate(prefix: "", now: now)
         let timestamp = Int(now.timeIntervalSince1970)
         let payload = Self.signedPayload(id: id, timestamp: timestamp, body: body)
-        let signature: String
-        switch StandardKey(secret) {
-        case .hmac(let key):
-            signature = "v1," + Data(HMAC<SHA256>.authenticationCode(for: payload, using: key)).base64EncodedString()
-        case .privateKey(let key):
-            signature = "v1a," + ((try? key.signature(for: payload)).map { $0.base64EncodedString() } ?? "")
-        case .publicKey, nil:
-            signature = ""  // A public key cannot sign; the receiver will refuse, which is the truth.
-        }
+        // A public key cannot sign: no signature, and the receiver will refuse, which is the truth.
+        let signature = StandardSigningKey(secret)?.signature(payload) ?? ""
         return [
             Header(name: "webhook-id", value: id),
             Header(name: "webhook-timestamp", value: String(timestamp)),
