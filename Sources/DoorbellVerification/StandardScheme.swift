@@ -72,13 +72,6 @@ public struct StandardScheme: SignatureScheme {
         ]
     }
 
-    /// The `webhook-signature` value for an outbound delivery: one signature per secret (`v1` for
-    /// whsec_, `v1a` for whsk_), space-separated, so a receiver holding either secret of a rotation verifies.
-    public static func signatureHeader(id: String, timestamp: Int, body: [UInt8], secrets: [String]) -> String {
-        let payload = signedPayload(id: id, timestamp: timestamp, body: body)
-        return secrets.compactMap { StandardSigningKey($0)?.signature(payload) }.joined(separator: " ")
-    }
-
     static func signedPayload(id: String, timestamp: Int, body: [UInt8]) -> [UInt8] {
         var payload = Array("\(id).\(timestamp).".utf8)
         payload.append(contentsOf: body)
@@ -164,7 +157,8 @@ public final class StandardSigner: Sendable, CustomReflectable {
         self.capacity = capacity
     }
 
-    /// The same value as `StandardScheme.signatureHeader`: one signature per secret that can sign.
+    /// The `webhook-signature` value for an outbound delivery: one signature per secret (`v1` for
+    /// whsec_, `v1a` for whsk_), space-separated, so a receiver holding either secret of a rotation verifies.
     public func signatureHeader(id: String, timestamp: Int, body: [UInt8], secrets: [String]) -> String {
         let payload = StandardScheme.signedPayload(id: id, timestamp: timestamp, body: body)
         var signatures: [String] = []

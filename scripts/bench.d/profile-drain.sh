@@ -15,10 +15,7 @@ SECONDS_="${1:-5}"
 OUT="${2:-/tmp/profile-drain}"
 CALLERS="${3:-}"
 PUBLISH="${PUBLISH:-8}"
-for tool in perf wrk; do command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install linux-perf wrk)" >&2; exit 1; }; done
-BIN="$(scripts/bench.d/build-release.sh)"
-WORK="$(mktemp -d /tmp/doorbell-profile.XXXXXX)"
-mkdir -p "$OUT"
+. scripts/bench.d/profile-common.sh
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 TOKEN="bench-token-0123456789"
 API="http://127.0.0.1:18084/api/v1"
@@ -52,11 +49,7 @@ record() {
     local start end
     start="$(date +%s.%N)"
     curl -s -o /dev/null -X POST -H "Authorization: Bearer $TOKEN" "$API/endpoints/sink/enable"
-    if [ "$1" = self ]; then
-        perf record -F 999 -p "$server" -o "$OUT/perf-self.data" -- sleep "$SECONDS_" 2>"$OUT/perf-record.log"
-    else
-        perf record -F 299 --call-graph dwarf,16384 -p "$server" -o "$OUT/perf-callers.data" -- sleep "$SECONDS_" 2>>"$OUT/perf-record.log"
-    fi
+    perf_attach "$1" "$server"
     end="$(date +%s.%N)"
     python3 - "$WORK/dlv.db" "$backlog" "$start" "$end" >"$OUT/drain-$1.json" <<'PY'
 import json, sqlite3, sys
@@ -70,9 +63,7 @@ PY
 
 : >"$OUT/serve.log"
 record self
-perf report -i "$OUT/perf-self.data" --no-children --sort dso,symbol --stdio --percent-limit 0.05 2>/dev/null \
-    | swift demangle --simplified >"$OUT/self.txt"
-python3 scripts/bench.d/profile_groups.py "$OUT/self.txt" >"$OUT/groups.txt"
+report_self
 if [ "$CALLERS" = --callers ]; then
     record callers
     perf report -i "$OUT/perf-callers.data" --children --sort symbol --stdio --percent-limit 1 -g none 2>/dev/null \

@@ -15,10 +15,7 @@ cd "$ROOT"
 SECONDS_="${1:-10}"
 OUT="${2:-/tmp/profile-ingest}"
 CALLERS="${3:-}"
-for tool in perf wrk; do command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install linux-perf wrk)" >&2; exit 1; }; done
-BIN="$(scripts/bench.d/build-release.sh)"
-WORK="$(mktemp -d /tmp/doorbell-profile.XXXXXX)"
-mkdir -p "$OUT"
+. scripts/bench.d/profile-common.sh
 SERVER=""
 SINK=""
 trap 'if [ -n "$SERVER" ]; then kill -TERM "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi; [ -z "$SINK" ] || kill "$SINK" 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -36,12 +33,8 @@ YAML
 if [ "${E2E:-0}" = 1 ]; then
     cat >>"$WORK/doorbell.yml" <<YAML
 outbound: { allow_private: ["127.0.0.0/8"] }
-automations:
-  - id: forward
-    on: ["form:*"]
-    steps:
-      - { id: sink, http: { url: "http://127.0.0.1:18081/hooks/sink", json: { event: "{{event.id}}" } } }
 YAML
+    cat scripts/bench.d/e2e-automation.yml >>"$WORK/doorbell.yml"
     "$BIN/doorbell-bench-bare" 18081 >/dev/null 2>&1 &
     SINK=$!
 fi
@@ -57,11 +50,7 @@ record() {
     wrk -t2 -c32 -d"$(( SECONDS_ + 2 ))s" --timeout 5s -s "$WORK/request.lua" "$URL" | grep '^{' >"$OUT/wrk-$1.json" &
     local load=$!
     sleep 1
-    if [ "$1" = self ]; then
-        perf record -F 999 -p "$SERVER" -o "$OUT/perf-self.data" -- sleep "$SECONDS_" 2>"$OUT/perf-record.log"
-    else
-        perf record -F 299 --call-graph dwarf,16384 -p "$SERVER" -o "$OUT/perf-callers.data" -- sleep "$SECONDS_" 2>>"$OUT/perf-record.log"
-    fi
+    perf_attach "$1" "$SERVER"
     wait "$load"
     kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null || true
     SERVER=""
@@ -70,9 +59,7 @@ record() {
 : >"$OUT/serve.log"
 record self
 cp "$OUT/wrk-self.json" "$OUT/wrk.json"
-perf report -i "$OUT/perf-self.data" --no-children --sort dso,symbol --stdio --percent-limit 0.05 2>/dev/null \
-    | swift demangle --simplified >"$OUT/self.txt"
-python3 scripts/bench.d/profile_groups.py "$OUT/self.txt" >"$OUT/groups.txt"
+report_self
 if [ "$CALLERS" = --callers ]; then
     record callers
     perf report -i "$OUT/perf-callers.data" --no-children --sort symbol --stdio --percent-limit 1.5 \
