@@ -31,6 +31,8 @@ public enum Templates {
     /// resolve `..` even as `%2E%2E`, and merge or drop empty segments, so an `order_id` of `..`
     /// would move `/api/orders/{{order_id}}/paid` to `/api/paid`.
     public static func renderURL(_ text: String, _ context: [String: Any], field: String) throws -> String {
+        // A URL without tags is the configured one (most are): no values to mark, place or check.
+        guard text.contains("{{") else { return text }
         _ = registered
         let (marked, tags) = URLValueMarks.mark(text)
         let rendered = try render(marked, context, contentType: URLComponentEscape.name, field: field, limit: fieldLimit)
@@ -42,7 +44,7 @@ public enum Templates {
         }
         // What no single value shows: a section or a value that rendered nothing (`/api/{{#l}}…{{/l}}/x`
         // with an empty list) leaves `//`. The path as sent is checked whole.
-        if text.contains("{{"), let segment = dotOrEmptySegment(inPathOf: url) {
+        if let segment = dotOrEmptySegment(inPathOf: url) {
             let what = segment.isEmpty ? "an empty path segment" : "the path segment '\(segment)'"
             throw RenderError(description: "\(field): the rendered URL has \(what) (a value or section rendered empty?), which servers resolve to another path; refused")
         }

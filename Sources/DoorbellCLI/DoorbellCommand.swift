@@ -50,7 +50,7 @@ func bootstrapLogging(level: String?, format: LogFormat? = nil) -> Logger {
             handler.logLevel = logLevel
             return handler
         }
-        var handler = StreamLogHandler.standardError(label: label)
+        var handler = TextLogHandler(StreamLogHandler.standardError(label: label))
         handler.logLevel = logLevel
         return handler
     }

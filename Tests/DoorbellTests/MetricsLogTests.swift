@@ -2,6 +2,7 @@
 import DoorbellCore
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 /// `/metrics` after real work, and `--log-format json` / `LOG_FORMAT=json` for log shippers.
@@ -106,5 +107,41 @@ struct MetricsLogTests {
         let refused = try ChildProcess.doorbell(["serve", "--config", config.path, "--log-format", "yaml"])
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("log-format"), "\(refused.stderr)")
+    }
+}
+
+/// Where a `StreamLogHandler` writes in `TextLogHandlerTests`.
+private final class CapturedLines: TextOutputStream, @unchecked Sendable {
+    private let lines = Mutex<[String]>([])
+    func write(_ string: String) { lines.withLock { $0.append(string) } }
+    var all: [String] { lines.withLock { $0 } }
+}
+
+@Suite("Text logs")
+struct TextLogHandlerTests {
+    @Test("a text log line is swift-log's stream format: the logger's metadata (a request id set per request), the line's own, level and source as StreamLogHandler writes them")
+    func textLineMatchesStreamFormat() throws {
+        let viaText = CapturedLines(), viaStream = CapturedLines()
+        func logged(_ logger: Logger) {
+            var logger = logger
+            logger.logLevel = .debug
+            logger[metadataKey: "hb.request.id"] = "req-1"
+            logger[metadataKey: "route"] = "/hooks/{source}"
+            logger.debug("below info, written at debug")
+            logger.trace("below the level: not written")
+            logger.warning("step failed", metadata: ["run": "run_1", "route": "overridden"])
+            var quiet = logger
+            quiet[metadataKey: "hb.request.id"] = nil
+            quiet[metadataKey: "route"] = nil
+            quiet.error("no metadata")
+        }
+        logged(Logger(label: "doorbell") { TextLogHandler(StreamLogHandler(label: $0, stream: viaText, metadataProvider: nil)) })
+        logged(Logger(label: "doorbell") { StreamLogHandler(label: $0, stream: viaStream, metadataProvider: nil) })
+        // Each line starts with its time; the rest must be the same.
+        func withoutTime(_ lines: [String]) -> [String] { lines.map { String($0.drop { $0 != " " }) } }
+        #expect(viaText.all.count == 3)
+        #expect(withoutTime(viaText.all) == withoutTime(viaStream.all))
+        #expect(viaText.all[1].contains("hb.request.id=req-1") && viaText.all[1].contains("route=overridden") && viaText.all[1].contains("run=run_1"))
+        #expect(!viaText.all[2].contains("req-1"))
     }
 }

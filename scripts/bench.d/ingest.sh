@@ -9,6 +9,9 @@
 #   stripe-duplicate   doorbell `stripe` source: verified, and every request after the first is a duplicate
 #   bare-hummingbird   doorbell-bench-bare: reads the body, answers 200 (the ceiling for this stack)
 #   adnanh-webhook     payload-hmac-sha256 rule, runs /bin/true, stores nothing
+#   new-event-baseline only with BENCH_BASELINE=/path/to/doorbell (another build, e.g. the commit
+#                      before a change): new-event served by that binary, so a change is measured
+#                      before and after side by side (the report adds new-event / baseline)
 # Every target runs once per round, one after the other (odd rounds in this order, even rounds
 # reversed, so a slow drift of the machine does not favour one side), and the ratios are taken within
 # a round, so each compares figures measured side by side. Each target starts fresh, gets 2 s of
@@ -26,7 +29,9 @@ SEEDED_EVENTS="${BENCH_SEEDED_EVENTS:-1000000}"
 CONNECTIONS=32
 THREADS=2
 DIR="$WORK/ingest"
-mkdir -p "$DIR/empty" "$DIR/seeded" "$DIR/stripe" "$DIR/bare" "$DIR/webhook"
+mkdir -p "$DIR/empty" "$DIR/seeded" "$DIR/stripe" "$DIR/bare" "$DIR/webhook" "$DIR/baseline"
+BASELINE="${BENCH_BASELINE:-}"
+if [ -n "$BASELINE" ] && [ ! -x "$BASELINE" ]; then echo "BENCH_BASELINE=$BASELINE is not an executable doorbell" >&2; exit 1; fi
 : >"$DIR/results.jsonl"
 
 SERVER=""
@@ -38,7 +43,7 @@ trap cleanup EXIT
 
 # One config for every doorbell target: only the database under it differs. Retention keeps
 # everything, so no pruning pass runs over the seeded rows while they are measured.
-for target in empty seeded stripe; do
+for target in empty seeded stripe baseline; do
     cat >"$DIR/$target/doorbell.yml" <<YAML
 server: { listen: "127.0.0.1:18080" }
 storage: "sqlite:doorbell.db"
@@ -99,6 +104,9 @@ if [ "${BENCH_SEEDED:-1}" != 0 ]; then
 else
     TARGETS=(new-event stripe-duplicate bare-hummingbird adnanh-webhook)
 fi
+if [ -n "$BASELINE" ]; then TARGETS=(new-event new-event-baseline "${TARGETS[@]:1}"); fi
+# BENCH_TARGETS="new-event new-event-baseline" measures only those (a quicker before/after).
+if [ -n "${BENCH_TARGETS:-}" ]; then read -r -a TARGETS <<<"$BENCH_TARGETS"; fi
 
 # measure ROUND NAME: one target, fresh process, warm-up, measurement; appends one JSON line.
 measure() {
@@ -108,6 +116,10 @@ measure() {
             dir="$DIR/empty"; url="http://127.0.0.1:18080/hooks/form"; database="$dir/doorbell.db"
             rm -f "$dir"/doorbell.db*
             start "$dir" "$dir/serve.log" "$url" "$BIN/doorbell" serve --config doorbell.yml --log-level error ;;
+        new-event-baseline)
+            dir="$DIR/baseline"; url="http://127.0.0.1:18080/hooks/form"; database="$dir/doorbell.db"
+            rm -f "$dir"/doorbell.db*
+            start "$dir" "$dir/serve.log" "$url" "$BASELINE" serve --config doorbell.yml --log-level error ;;
         new-event-seeded)
             dir="$DIR/seeded"; url="http://127.0.0.1:18080/hooks/form"; database="$dir/doorbell.db"
             start "$dir" "$dir/serve.log" "$url" "$BIN/doorbell" serve --config doorbell.yml --log-level error ;;
@@ -146,7 +158,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 # Anything the doorbell targets logged at level error is printed with the figures.
-for target in empty seeded stripe; do
+for target in empty seeded stripe baseline; do
     if [ -s "$DIR/$target/serve.log" ]; then
         echo "doorbell ($target database) logged $(wc -l <"$DIR/$target/serve.log") lines at level error; the first:" >"$DIR/$target/log-note"
         head -5 "$DIR/$target/serve.log" >>"$DIR/$target/log-note"
