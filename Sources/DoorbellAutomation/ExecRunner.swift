@@ -162,10 +162,11 @@ enum ExecRunner {
     }
 
     /// JSONSerialization accepts only plain values; dates and other objects become text.
-    private static func sanitized(_ value: Any) -> Any {
+    static func sanitized(_ value: Any) -> Any {
         switch value {
         case let dictionary as [String: Any]: dictionary.mapValues(sanitized)
         case let array as [Any]: array.map(sanitized)
+        case let body as EventBody: sanitized(body.value)
         case is String, is NSNumber, is NSNull, is Int, is Double, is Bool: value
         default: "\(value)"
         }

@@ -107,6 +107,7 @@ final class RenderBudget {
         if let text = value as? Substring { return BudgetedText(text: String(text), budget: self) }
         if let object = value as? [String: Any] { return BudgetedObject(object: object, budget: self) }
         if let items = value as? [Any] { return BudgetedList(items: items, name: name, budget: self) }
+        if let body = value as? EventBody { return wrap(body.value, name: name) }
         return BudgetedScalar(value: value, budget: self)
     }
 

@@ -249,8 +249,9 @@ public final class RunWorker: Service, Sendable {
             }
             if record.nextStep == 0 && record.attempt == 0 { metrics.run(record.automation, .started) }
             var progress = RunProgress(status: .running, nextStep: record.nextStep, attempt: record.attempt)
-            // The body is parsed once per run; only `steps` changes from one step to the next.
-            var context = EventContext.make(stored.event)
+            // The body is parsed at most once per run (when a template first reads it); only
+            // `steps` changes from one step to the next.
+            var context = EventContext.make(stored.event, lazyBody: true)
             var action = progress.start(stepCount: automation.steps.count)
             while case .runStep(let index) = action {
                 guard held.withLock({ $0.holds(record.id, now: now()) }) else { return abandon(record.id) }

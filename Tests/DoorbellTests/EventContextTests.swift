@@ -1,0 +1,61 @@
+@testable import DoorbellAutomation
+import DoorbellCore
+import Foundation
+import Testing
+
+/// The worker's template context parses a run's body only when something reads it (issue 13), and
+/// must read exactly as the parsed context does.
+@Suite("Event context")
+struct EventContextTests {
+    static let event = NewEvent(
+        source: "shop", type: "order.paid", providerID: nil, headers: [Header(name: "content-type", value: "application/json")],
+        body: Array(#"{"order":{"id":"A-17","items":[{"n":"x&y"},{"n":"z"}]},"nothing":null,"amount":4200,"paid":true}"#.utf8)
+    )
+
+    @Test("a run's body is parsed only when a template reads it; templates, URLs and exec's stdin see what the parsed body gives")
+    func lazyBodyReadsAsParsed() throws {
+        let lazy = EventContext.make(Self.event, lazyBody: true)
+        let body = try #require(lazy["body"] as? EventBody)
+        #expect(try Templates.render("{{event.id}} {{event.type}} {{headers.content-type}}", lazy) == "\(Self.event.id) order.paid application/json")
+        #expect(try Templates.renderURL("http://127.0.0.1/orders/{{event.source}}", lazy, field: "url") == "http://127.0.0.1/orders/shop")
+        #expect(!body.isParsed, "no template read the body")
+
+        let eager = EventContext.make(Self.event)
+        #expect(!(eager["body"] is EventBody))
+        let templates = [
+            "{{body.order.id}}", "{{#body.order.items}}{{n}};{{/body.order.items}}", "{{body.order.items}}", "{{body.amount}} {{body.paid}}",
+            "{{#body.nothing}}set{{/body.nothing}}{{^body.nothing}}null{{/body.nothing}}", "{{ count(body.order.items) }}",
+            "{{#body}}{{order.id}}{{/body}}", "{{{body.order.items}}}", "{{body.missing}}",
+        ]
+        for template in templates {
+            #expect(try Templates.render(template, EventContext.make(Self.event, lazyBody: true)) == Templates.render(template, eager), "\(template)")
+            #expect(try Templates.render(template, EventContext.make(Self.event, lazyBody: true), html: true) == Templates.render(template, eager, html: true), "\(template)")
+        }
+        #expect(try Templates.render("{{body.order.id}}", lazy) == "A-17")
+        #expect(body.isParsed)
+        #expect(try Templates.renderURL("http://127.0.0.1/orders/{{body.order.id}}", EventContext.make(Self.event, lazyBody: true), field: "url")
+            == Templates.renderURL("http://127.0.0.1/orders/{{body.order.id}}", eager, field: "url"))
+
+        // exec's stdin: the same JSON, body included, from a context whose body nothing read yet.
+        func stdin(_ context: [String: Any]) throws -> String {
+            String(decoding: try JSONSerialization.data(withJSONObject: ExecRunner.sanitized(context), options: [.sortedKeys]), as: UTF8.self)
+        }
+        let unread = EventContext.make(Self.event, lazyBody: true)
+        #expect(try stdin(unread) == stdin(eager))
+        #expect(try stdin(unread).contains(#""body":{"amount":4200"#))
+    }
+
+    @Test("a form post's fields and a text body read the same through the lazy body")
+    func otherBodies() throws {
+        let form = NewEvent(source: "form", type: "submitted", providerID: nil, headers: [Header(name: "content-type", value: "application/x-www-form-urlencoded")],
+                            body: Array("name=Ada+L&email=ada%40example.com".utf8))
+        let text = NewEvent(source: "form", type: "submitted", providerID: nil, headers: [], body: Array("plain words".utf8))
+        for event in [form, text] {
+            for template in ["{{body.name}} <{{body.email}}>", "{{body}}", "{{#body}}yes{{/body}}"] {
+                #expect(try Templates.render(template, EventContext.make(event, lazyBody: true)) == Templates.render(template, EventContext.make(event)), "\(template)")
+            }
+        }
+        #expect(try Templates.render("{{body.name}}", EventContext.make(form, lazyBody: true)) == "Ada L")
+        #expect(try Templates.render("{{body}}", EventContext.make(text, lazyBody: true)) == "plain words")
+    }
+}
