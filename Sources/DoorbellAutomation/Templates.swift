@@ -14,7 +14,14 @@ public enum Templates {
 
     /// Parsed templates by source text: the same few templates render for every run, and parsing
     /// was a measurable part of each step. Bounded, so templates built from data cannot grow it.
-    private static let parsed = Mutex<[String: MustacheTemplate]>([:])
+    private static let parsed = Mutex<[String: ParsedTemplate]>([:])
+
+    /// A parsed template, and for a plain-text one made only of text and `{{a.b}}` lookups its pieces
+    /// (`PlainTemplate`), which render without swift-mustache's dynamic lookups.
+    private struct ParsedTemplate: @unchecked Sendable {
+        let mustache: MustacheTemplate
+        let plain: PlainTemplate?
+    }
 
     /// Renders `text` as a template over `context`; a malformed template is a `RenderError`, and so is
     /// one whose output would pass `limit` bytes (`RenderBudget`; `field` names it in the error).
@@ -71,20 +78,25 @@ public enum Templates {
     private static func render(_ text: String, _ context: [String: Any], contentType: String, field: String, limit: Int) throws -> String {
         guard text.contains("{{") else { return text }
         let source = (contentType == "HTML" ? "" : "{{% CONTENT_TYPE: \(contentType)}}") + text
-        if let template = parsed.withLock({ $0[source] }) {
-            return try renderBounded(template, source: text, context, contentType: contentType, field: field, limit: limit)
-        }
-        let template: MustacheTemplate
+        let template = try parsed.withLock({ $0[source] }) ?? parse(text, source: source, contentType: contentType)
+        if let plain = template.plain, let rendered = plain.render(context, limit: limit) { return rendered }
+        return try renderBounded(template.mustache, source: text, context, contentType: contentType, field: field, limit: limit)
+    }
+
+    /// Parses `source` (`text` with its content-type pragma) and keeps it for the next render.
+    private static func parse(_ text: String, source: String, contentType: String) throws -> ParsedTemplate {
+        let template: ParsedTemplate
         do {
-            template = try MustacheTemplate(string: source)
-            parsed.withLock { cache in
-                if cache.count >= 1024 { cache.removeAll() }
-                cache[source] = template
-            }
+            // Mustache parses it whole first: a malformed template is refused even if it looks plain.
+            template = ParsedTemplate(mustache: try MustacheTemplate(string: source), plain: contentType == "TEXT" ? PlainTemplate(text) : nil)
         } catch {
             throw RenderError(description: "template error in '\(text.prefix(80))': \(error)")
         }
-        return try renderBounded(template, source: text, context, contentType: contentType, field: field, limit: limit)
+        parsed.withLock { cache in
+            if cache.count >= 1024 { cache.removeAll() }
+            cache[source] = template
+        }
+        return template
     }
 
     /// Renders every string inside a JSON-shaped value, giving a value for JSONSerialization.
@@ -97,6 +109,75 @@ public enum Templates {
         case .array(let items): return try items.map { try render($0, context, field: field) }
         case .object(let object): return try object.mapValues { try render($0, context, field: field) }
         }
+    }
+}
+
+/// A plain-text template made only of text and `{{name}}` / `{{a.b.c}}` lookups (no sections,
+/// transforms, partials, pragmas or triple mustaches): the pieces most step fields are (`{{event.id}}`,
+/// `Bearer {{steps.token.body.access_token}}`). swift-mustache finds each name through dynamic
+/// casts of every value on the way, ~4 % of the end-to-end benchmark's CPU for one `{{event.id}}`;
+/// here a lookup walks the context's dictionaries. Only the answer that is certain is given: a value
+/// that is a string, or missing (both render as swift-mustache renders them in plain text: as is, or
+/// empty); for a number, a list, an object, a null, or output past the limit, `render` answers nil and
+/// the caller renders through swift-mustache, which does all of that (and the budget's error).
+struct PlainTemplate {
+    enum Piece {
+        case text(String)
+        case lookup([String])
+    }
+
+    let pieces: [Piece]
+
+    /// Nil unless `template` is plain (and has at least one lookup).
+    init?(_ template: String) {
+        var pieces: [Piece] = []
+        var rest = Substring(template)
+        while let open = rest.range(of: "{{") {
+            if open.lowerBound > rest.startIndex { pieces.append(.text(String(rest[..<open.lowerBound]))) }
+            guard let close = rest.range(of: "}}", range: open.upperBound..<rest.endIndex) else { return nil }
+            let name = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
+            // Letters, digits, `_` and `-` in dot-separated names; anything else (a tag kind, a
+            // transform, a third brace, `.` alone) is left to swift-mustache.
+            let names = name.split(separator: ".", omittingEmptySubsequences: false)
+            guard !name.isEmpty, names.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy(Self.isNameByte) }) else { return nil }
+            pieces.append(.lookup(names.map(String.init)))
+            rest = rest[close.upperBound...]
+        }
+        if !rest.isEmpty { pieces.append(.text(String(rest))) }
+        guard pieces.contains(where: { if case .lookup = $0 { true } else { false } }) else { return nil }
+        self.pieces = pieces
+    }
+
+    private static func isNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"): true
+        default: false
+        }
+    }
+
+    /// The rendered text, or nil when a value is not a string or missing, or the text would pass `limit` bytes.
+    func render(_ context: [String: Any], limit: Int) -> String? {
+        var output = ""
+        for piece in pieces {
+            switch piece {
+            case .text(let text):
+                output += text
+            case .lookup(let names):
+                var value: Any? = context
+                for name in names {
+                    guard let current = value else { break }
+                    let object = (current as? EventBody)?.value ?? current
+                    guard let dictionary = object as? [String: Any] else { return nil }
+                    value = dictionary[name]
+                }
+                if let found = value {
+                    guard let text = ((found as? EventBody)?.value ?? found) as? String else { return nil }
+                    output += text
+                }
+            }
+            if output.utf8.count > limit { return nil }
+        }
+        return output
     }
 }
 

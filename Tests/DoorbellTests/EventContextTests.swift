@@ -1,6 +1,7 @@
 @testable import DoorbellAutomation
 import DoorbellCore
 import Foundation
+import Mustache
 import Testing
 
 /// The worker's template context parses a run's body only when something reads it (issue 13), and
@@ -57,5 +58,45 @@ struct EventContextTests {
         }
         #expect(try Templates.render("{{body.name}}", EventContext.make(form, lazyBody: true)) == "Ada L")
         #expect(try Templates.render("{{body}}", EventContext.make(text, lazyBody: true)) == "plain words")
+    }
+
+    @Test("plain templates (text and name lookups) render without swift-mustache exactly as swift-mustache renders them; everything else is left to it")
+    func plainTemplatesRenderAsMustache() throws {
+        let context: [String: Any] = EventContext.make(Self.event, steps: [
+            "mark-paid": ["status": 200, "body": ["crm_id": "crm_42", "tags": ["a", "b"], "none": NSNull(), "ok": true, "price": 12.5]] as [String: Any],
+        ], lazyBody: true)
+        let plain = [
+            "{{event.id}}", "Order {{ body.order.id }} by {{headers.content-type}}!", "{{steps.mark-paid.body.crm_id}}", "{{body.missing}}x",
+            "{{body.missing.deeper}}", "{{nothing}}", "{{event.id}}}", "}}{{event.type}}", "{{body.order.items}}", "{{body.amount}}",
+            "{{steps.mark-paid.status}}", "{{steps.mark-paid.body.none}}", "{{steps.mark-paid.body.ok}}", "{{steps.mark-paid.body.price}}",
+            "{{steps.mark-paid.body.tags}}", "{{event.id.deeper}}", "{{body.order.items.first}}",
+        ]
+        for template in plain {
+            #expect(PlainTemplate(template) != nil, "\(template) is plain")
+        }
+        let notPlain = [
+            "no tags", "{{{event.id}}}", "{{#body.paid}}y{{/body.paid}}", "{{^body.paid}}n{{/body.paid}}", "{{! note }}", "{{& event.id}}",
+            "{{ count(body.order.items) }}", "{{.}}", "{{.event.id}}", "{{event..id}}", "{{event.id.}}", "{{% CONTENT_TYPE: HTML}}{{event.id}}",
+            "{{=<% %>=}}<%event.id%>", "{{> partial}}", "{{event id}}", "{{event.id", "{{ev\nent}}",
+        ]
+        for template in notPlain {
+            #expect(PlainTemplate(template) == nil, "\(template) is left to swift-mustache")
+        }
+        // Malformed: refused the same way, looking plain or not.
+        for template in ["{{event id}}", "{{event.id", "{{#body}}", "{{ev\nent}}"] {
+            #expect(throws: Templates.RenderError.self, "\(template)") { try Templates.render(template, context) }
+        }
+        // `{{.}}` and `{{body}}` describe whole objects (their key order differs between two parses).
+        for template in plain + notPlain where !["{{event id}}", "{{event.id", "{{> partial}}", "{{.}}", "{{ev\nent}}"].contains(template) {
+            let viaMustache = try Templates.renderBounded(
+                MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + template), source: template, EventContext.make(Self.event, steps: context["steps"] as! [String: Any], lazyBody: true),
+                contentType: "TEXT", field: "t", limit: Templates.fieldLimit)
+            #expect(try Templates.render(template, context) == viaMustache, "\(template)")
+        }
+        let fresh = EventContext.make(Self.event, lazyBody: true)
+        #expect(try Templates.render("evt {{event.id}}", fresh) == "evt \(Self.event.id)")
+        #expect(!(try #require(fresh["body"] as? EventBody)).isParsed, "a plain lookup outside body leaves it unparsed")
+        #expect(throws: Templates.RenderError.self) { try Templates.render("{{body.order.id}}{{event.id}}", fresh, limit: 10) }
+        #expect(try Templates.render("{{body.order.id}}", fresh, limit: 4) == "A-17", "a value exactly at the limit renders")
     }
 }
