@@ -166,8 +166,8 @@ enum ExecRunner {
         switch value {
         case let dictionary as [String: Any]: dictionary.mapValues(sanitized)
         case let array as [Any]: array.map(sanitized)
-        case let body as EventBody: sanitized(body.value)
         case is String, is NSNumber, is NSNull, is Int, is Double, is Bool: value
+        case let body as EventBody: sanitized(body.value)
         default: "\(value)"
         }
     }

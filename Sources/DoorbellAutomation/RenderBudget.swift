@@ -99,14 +99,16 @@ final class RenderBudget {
 
     /// The context as swift-mustache sees it: every object, list and value wrapped so that reading
     /// it charges this budget.
+    /// Strings, objects and lists are asked for first: asking whether a Swift string or dictionary
+    /// is an `NSNull` or `NSNumber` (a class) makes Foundation bridge it to Objective-C just to say no.
     func wrap(_ value: Any, name: String? = nil) -> Any {
+        if let text = value as? String { return BudgetedText(text: text, budget: self) }
+        if let object = value as? [String: Any] { return BudgetedObject(object: object, budget: self) }
+        if let items = value as? [Any] { return BudgetedList(items: items, name: name, budget: self) }
         if value is NSNull { return value }
         if type(of: value) == Bool.self { return value }
         if value is NSNumber { return BudgetedScalar(value: value, budget: self) }
-        if let text = value as? String { return BudgetedText(text: text, budget: self) }
         if let text = value as? Substring { return BudgetedText(text: String(text), budget: self) }
-        if let object = value as? [String: Any] { return BudgetedObject(object: object, budget: self) }
-        if let items = value as? [Any] { return BudgetedList(items: items, name: name, budget: self) }
         if let body = value as? EventBody { return wrap(body.value, name: name) }
         return BudgetedScalar(value: value, budget: self)
     }

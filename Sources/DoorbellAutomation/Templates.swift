@@ -163,16 +163,27 @@ struct PlainTemplate {
             case .text(let text):
                 output += text
             case .lookup(let names):
+                // The common types are asked for first: casting a dictionary or a string to a class
+                // (`EventBody`) makes Foundation bridge it to Objective-C just to say no.
                 var value: Any? = context
                 for name in names {
                     guard let current = value else { break }
-                    let object = (current as? EventBody)?.value ?? current
-                    guard let dictionary = object as? [String: Any] else { return nil }
-                    value = dictionary[name]
+                    if let dictionary = current as? [String: Any] {
+                        value = dictionary[name]
+                    } else if let body = current as? EventBody, let dictionary = body.value as? [String: Any] {
+                        value = dictionary[name]
+                    } else {
+                        return nil
+                    }
                 }
                 if let found = value {
-                    guard let text = ((found as? EventBody)?.value ?? found) as? String else { return nil }
-                    output += text
+                    if let text = found as? String {
+                        output += text
+                    } else if let body = found as? EventBody, let text = body.value as? String {
+                        output += text
+                    } else {
+                        return nil
+                    }
                 }
             }
             if output.utf8.count > limit { return nil }
