@@ -5,6 +5,10 @@
 # with nothing changed (no ETag, so every page is read and diffed again). Then memory: peak RSS of a
 # 304 poll (state loaded, nothing fetched) for a poller remembering 100,000 ids, against one
 # remembering none. Targets: diffing 10,000 unchanged items <= 20 ms; 100,000 ids <= 20 MB more.
+# That poller walks a cursor (100 pages of 1,000): conditional requests are only sent for
+# single-page and cursor polls (pages hold at most 10,000 items), so a next-link poller's
+# "unchanged" poll would read and parse every page, and its peak would measure the pages, not the
+# remembered ids.
 # Usage: scripts/bench.d/pollers.sh BIN WORK    or on its own (builds release): --standalone
 set -euo pipefail
 if [ "${1:-}" = "--standalone" ]; then
@@ -45,7 +49,20 @@ YAML
     echo 'outbound: { allow_private: ["127.0.0.0/8"] }'
     echo 'pollers:'
     poller tenk "/items?per_page=100&noetag=1" 200
-    poller hundredk "/items?per_page=1000" 200 baseline
+    # A cursor walk from the kept {{cursor}}: the poll after the baseline one is a 304.
+    cat <<YAML
+  - id: hundredk
+    every: 1h
+    request: { url: "http://127.0.0.1:$PORT/cursor-items?per_page=1000&after={{cursor}}" }
+    items: /data
+    item_id: /id
+    item_version: /updated_at
+    emit: item.created
+    first_run: baseline
+    pagination: { cursor: { param: after, from: /next_cursor } }
+    max_pages: 200
+    max_seen: 200000
+YAML
     poller empty "/empty" 1 baseline
 } >doorbell.yml
 
@@ -63,7 +80,7 @@ PY
 control add '{"count": 10000, "prefix": "tenk"}'
 read -r W1 R1 D1 E1 I1 _ < <(poll tenk)
 read -r W2 R2 D2 E2 I2 _ < <(poll tenk)
-# 100,000 remembered ids: a baseline poll over 100 pages of 1,000, then a 304 poll that loads them.
+# 100,000 remembered ids: a baseline poll walking the cursor, then a 304 poll that loads them.
 control add '{"count": 90000, "prefix": "more"}'
 poll hundredk >/dev/null
 read -r _ RM _ _ _ NM < <(poll hundredk)
