@@ -18,7 +18,7 @@ public enum Templates {
 
     /// A parsed template, and for a plain-text one made only of text and `{{a.b}}` lookups its pieces
     /// (`PlainTemplate`), which render without swift-mustache's dynamic lookups.
-    private struct ParsedTemplate: @unchecked Sendable {
+    private struct ParsedTemplate: Sendable {
         let mustache: MustacheTemplate
         let plain: PlainTemplate?
     }
@@ -112,9 +112,11 @@ public enum Templates {
     }
 }
 
-/// A plain-text template made only of text and `{{name}}` / `{{a.b.c}}` lookups (no sections,
-/// transforms, partials, pragmas or triple mustaches): the pieces most step fields are (`{{event.id}}`,
-/// `Bearer {{steps.token.body.access_token}}`). swift-mustache finds each name through dynamic
+/// A plain-text template of one line made only of text and `{{name}}` / `{{a.b.c}}` lookups (no
+/// sections, transforms, partials, pragmas or triple mustaches): what most step fields are
+/// (`{{event.id}}`, `Bearer {{steps.token.body.access_token}}`). Templates with line breaks are left
+/// to swift-mustache: its parser drops a first line that holds only the content-type pragma `render`
+/// puts in front, and trailing blanks after the last line break. swift-mustache finds each name through dynamic
 /// casts of every value on the way, ~4 % of the end-to-end benchmark's CPU for one `{{event.id}}`;
 /// here a lookup walks the context's dictionaries. Only the answer that is certain is given: a value
 /// that is a string, or missing (both render as swift-mustache renders them in plain text: as is, or
@@ -128,8 +130,9 @@ struct PlainTemplate {
 
     let pieces: [Piece]
 
-    /// Nil unless `template` is plain (and has at least one lookup).
+    /// Nil unless `template` is plain (one line, at least one lookup).
     init?(_ template: String) {
+        guard !template.utf8.contains(where: { $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }) else { return nil }
         var pieces: [Piece] = []
         var rest = Substring(template)
         while let open = rest.range(of: "{{") {

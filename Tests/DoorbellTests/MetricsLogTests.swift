@@ -119,7 +119,7 @@ private final class CapturedLines: TextOutputStream, @unchecked Sendable {
 
 @Suite("Text logs")
 struct TextLogHandlerTests {
-    @Test("a text log line is swift-log's stream format: the logger's metadata (a request id set per request), the line's own, level and source as StreamLogHandler writes them")
+    @Test("a text log line is swift-log's stream format: the logger's metadata (a request id set per request), the provider's, the line's own, level and source as StreamLogHandler writes them")
     func textLineMatchesStreamFormat() throws {
         let viaText = CapturedLines(), viaStream = CapturedLines()
         func logged(_ logger: Logger) {
@@ -135,13 +135,16 @@ struct TextLogHandlerTests {
             quiet[metadataKey: "route"] = nil
             quiet.error("no metadata")
         }
-        logged(Logger(label: "doorbell") { TextLogHandler(StreamLogHandler(label: $0, stream: viaText, metadataProvider: nil)) })
-        logged(Logger(label: "doorbell") { StreamLogHandler(label: $0, stream: viaStream, metadataProvider: nil) })
+        // A metadata provider (task-local trace ids, say) adds its metadata to every line, under the line's own.
+        let provider = Logger.MetadataProvider { ["trace": "t-1", "route": "from-provider"] }
+        logged(Logger(label: "doorbell") { TextLogHandler(StreamLogHandler(label: $0, stream: viaText, metadataProvider: provider)) })
+        logged(Logger(label: "doorbell") { StreamLogHandler(label: $0, stream: viaStream, metadataProvider: provider) })
         // Each line starts with its time; the rest must be the same.
         func withoutTime(_ lines: [String]) -> [String] { lines.map { String($0.drop { $0 != " " }) } }
         #expect(viaText.all.count == 3)
         #expect(withoutTime(viaText.all) == withoutTime(viaStream.all))
         #expect(viaText.all[1].contains("hb.request.id=req-1") && viaText.all[1].contains("route=overridden") && viaText.all[1].contains("run=run_1"))
+        #expect(viaText.all.allSatisfy { $0.contains("trace=t-1") })
         #expect(!viaText.all[2].contains("req-1"))
     }
 }

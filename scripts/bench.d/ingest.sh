@@ -94,19 +94,29 @@ form_rows() {  # DATABASE: the events stored for the form source (0 without a da
     fi
 }
 
-if [ "${BENCH_SEEDED:-1}" != 0 ]; then
+TARGETS=(new-event new-event-seeded stripe-duplicate bare-hummingbird adnanh-webhook)
+if [ "${BENCH_SEEDED:-1}" = 0 ]; then TARGETS=(new-event stripe-duplicate bare-hummingbird adnanh-webhook); fi
+if [ -n "$BASELINE" ]; then TARGETS=(new-event new-event-baseline "${TARGETS[@]:1}"); fi
+# BENCH_TARGETS="new-event new-event-baseline" measures only those (a quicker before/after).
+if [ -n "${BENCH_TARGETS:-}" ]; then
+    read -r -a TARGETS <<<"$BENCH_TARGETS"
+    for name in "${TARGETS[@]}"; do
+        case "$name" in
+            new-event|stripe-duplicate|bare-hummingbird|adnanh-webhook) ;;
+            new-event-seeded) [ "${BENCH_SEEDED:-1}" != 0 ] || { echo "BENCH_TARGETS: new-event-seeded needs the seeding (BENCH_SEEDED is 0)" >&2; exit 1; } ;;
+            new-event-baseline) [ -n "$BASELINE" ] || { echo "BENCH_TARGETS: new-event-baseline needs BENCH_BASELINE=/path/to/doorbell" >&2; exit 1; } ;;
+            *) echo "BENCH_TARGETS: unknown target '$name' (new-event, new-event-seeded, new-event-baseline, stripe-duplicate, bare-hummingbird, adnanh-webhook)" >&2; exit 1 ;;
+        esac
+    done
+fi
+
+if [[ " ${TARGETS[*]} " == *" new-event-seeded "* ]]; then
     # The real migrations make the schema; then rows go straight into its tables.
     start "$DIR/seeded" "$DIR/seeded/serve.log" "http://127.0.0.1:18080/hooks/form" "$BIN/doorbell" serve --config doorbell.yml --log-level error
     stop
     echo "seeding $SEEDED_EVENTS events for the seeded ingest target (about 100 s per million)..." >&2
     python3 "$ROOT/scripts/bench.d/seed_events.py" "$DIR/seeded/doorbell.db" "$SEEDED_EVENTS" >"$DIR/seeded/seed.json"
-    TARGETS=(new-event new-event-seeded stripe-duplicate bare-hummingbird adnanh-webhook)
-else
-    TARGETS=(new-event stripe-duplicate bare-hummingbird adnanh-webhook)
 fi
-if [ -n "$BASELINE" ]; then TARGETS=(new-event new-event-baseline "${TARGETS[@]:1}"); fi
-# BENCH_TARGETS="new-event new-event-baseline" measures only those (a quicker before/after).
-if [ -n "${BENCH_TARGETS:-}" ]; then read -r -a TARGETS <<<"$BENCH_TARGETS"; fi
 
 # measure ROUND NAME: one target, fresh process, warm-up, measurement; appends one JSON line.
 measure() {
