@@ -11,38 +11,53 @@ import Synchronization
 /// - `doorbell_delivery_latency_seconds{endpoint}`: a histogram of each attempt's time to answer
 public struct WorkMetrics: Sendable {
     private let factory: any MetricsFactory
-    private let handles = Handles()
+    /// Nil for `none`: building a no-op handle costs less than finding a kept one.
+    private let handles: Handles?
 
-    public init(factory: any MetricsFactory) { self.factory = factory }
+    public init(factory: any MetricsFactory) {
+        self.factory = factory
+        self.handles = factory is NOOPMetricsHandler ? nil : Handles()
+    }
 
-    /// Counters and timers made once per label set and kept: building one through the factory on
-    /// every run and attempt took the registry's lock and label lookups and allocated (~1 % of a
-    /// delivery drain). Label values come from the config and the store's endpoints (and a fixed set
-    /// of outcomes, kinds and status classes), as the registry's own series do.
+    /// Counters and timers made once per series and kept: building one through the factory on every
+    /// run and attempt took the registry's lock and label lookups and allocated (~1 % of a delivery
+    /// drain). The registry hands back the same series for the same labels, so a kept handle counts
+    /// where a new one would. Label values come from the config and the store's endpoints (and a
+    /// fixed set of outcomes, kinds and status classes); the registry keeps their series as long.
     private final class Handles: Sendable {
-        let counters = Mutex<[String: Counter]>([:])
-        let timers = Mutex<[String: Timer]>([:])
+        let counters = Mutex<[Series: Counter]>([:])
+        let timers = Mutex<[Series: Timer]>([:])
     }
 
-    private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
-        let key = Self.key(label, dimensions)
-        if let counter = handles.counters.withLock({ $0[key] }) { return counter }
-        let counter = Counter(label: label, dimensions: dimensions, factory: factory)
-        handles.counters.withLock { $0[key] = counter }
-        return counter
+    /// A metric's name and its label values, in its fixed label order.
+    private struct Series: Hashable {
+        let label: String
+        let first: String
+        var second = ""
     }
 
-    private func timer(_ label: String, _ dimensions: [(String, String)]) -> Timer {
-        let key = Self.key(label, dimensions)
-        if let timer = handles.timers.withLock({ $0[key] }) { return timer }
-        let timer = Timer(label: label, dimensions: dimensions, factory: factory)
-        handles.timers.withLock { $0[key] = timer }
-        return timer
+    /// The kept counter for `series`; `dimensions` are built only the first time.
+    private func counter(_ series: Series, _ dimensions: () -> [(String, String)]) -> Counter {
+        guard let handles else { return Counter(label: series.label, dimensions: dimensions(), factory: factory) }
+        if let counter = handles.counters.withLock({ $0[series] }) { return counter }
+        let made = Counter(label: series.label, dimensions: dimensions(), factory: factory)
+        return handles.counters.withLock { counters in
+            if let kept = counters[series] { return kept }
+            counters[series] = made
+            return made
+        }
     }
 
-    /// One string per series: the parts separated by a byte no label value holds unescaped (NUL).
-    private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
-        dimensions.reduce(into: label) { key, dimension in key += "\u{0}\(dimension.0)\u{0}\(dimension.1)" }
+    /// The kept timer for `series`; `dimensions` are built only the first time.
+    private func timer(_ series: Series, _ dimensions: () -> [(String, String)]) -> Timer {
+        guard let handles else { return Timer(label: series.label, dimensions: dimensions(), factory: factory) }
+        if let timer = handles.timers.withLock({ $0[series] }) { return timer }
+        let made = Timer(label: series.label, dimensions: dimensions(), factory: factory)
+        return handles.timers.withLock { timers in
+            if let kept = timers[series] { return kept }
+            timers[series] = made
+            return made
+        }
     }
 
     /// Counts nothing (tools and tests that build a worker without a server).
@@ -53,17 +68,21 @@ public struct WorkMetrics: Sendable {
     }
 
     func run(_ automation: String, _ outcome: RunOutcome) {
-        counter("doorbell_runs_total", [("automation", automation), ("outcome", outcome.rawValue)]).increment()
+        counter(Series(label: "doorbell_runs_total", first: automation, second: outcome.rawValue)) {
+            [("automation", automation), ("outcome", outcome.rawValue)]
+        }.increment()
     }
 
     func step(kind: String, took duration: Duration) {
-        timer("doorbell_step_duration_seconds", [("kind", kind)]).recordNanoseconds(duration.nanoseconds)
+        timer(Series(label: "doorbell_step_duration_seconds", first: kind)) { [("kind", kind)] }.recordNanoseconds(duration.nanoseconds)
     }
 
     func attempt(endpoint: String, status: Int?, took duration: Duration) {
         let statusClass = status.map { "\($0 / 100)xx" } ?? "none"
-        counter("doorbell_delivery_attempts_total", [("endpoint", endpoint), ("status", statusClass)]).increment()
-        timer("doorbell_delivery_latency_seconds", [("endpoint", endpoint)]).recordNanoseconds(duration.nanoseconds)
+        counter(Series(label: "doorbell_delivery_attempts_total", first: endpoint, second: statusClass)) {
+            [("endpoint", endpoint), ("status", statusClass)]
+        }.increment()
+        timer(Series(label: "doorbell_delivery_latency_seconds", first: endpoint)) { [("endpoint", endpoint)] }.recordNanoseconds(duration.nanoseconds)
     }
 }
 
