@@ -39,23 +39,23 @@ public struct WorkMetrics: Sendable {
     /// The kept counter for `series`; `dimensions` are built only the first time.
     private func counter(_ series: Series, _ dimensions: () -> [(String, String)]) -> Counter {
         guard let handles else { return Counter(label: series.label, dimensions: dimensions(), factory: factory) }
-        if let counter = handles.counters.withLock({ $0[series] }) { return counter }
-        let made = Counter(label: series.label, dimensions: dimensions(), factory: factory)
-        return handles.counters.withLock { counters in
-            if let kept = counters[series] { return kept }
-            counters[series] = made
-            return made
-        }
+        return Self.kept(handles.counters, series) { Counter(label: series.label, dimensions: dimensions(), factory: factory) }
     }
 
     /// The kept timer for `series`; `dimensions` are built only the first time.
     private func timer(_ series: Series, _ dimensions: () -> [(String, String)]) -> Timer {
         guard let handles else { return Timer(label: series.label, dimensions: dimensions(), factory: factory) }
-        if let timer = handles.timers.withLock({ $0[series] }) { return timer }
-        let made = Timer(label: series.label, dimensions: dimensions(), factory: factory)
-        return handles.timers.withLock { timers in
-            if let kept = timers[series] { return kept }
-            timers[series] = made
+        return Self.kept(handles.timers, series) { Timer(label: series.label, dimensions: dimensions(), factory: factory) }
+    }
+
+    /// The handle kept for `series`, made (outside the lock) the first time; when two tasks make one
+    /// at once, the first kept is the one both use.
+    private static func kept<Handle: Sendable>(_ handles: borrowing Mutex<[Series: Handle]>, _ series: Series, make: () -> Handle) -> Handle {
+        if let handle = handles.withLock({ $0[series] }) { return handle }
+        let made = make()
+        return handles.withLock { handles in
+            if let kept = handles[series] { return kept }
+            handles[series] = made
             return made
         }
     }
