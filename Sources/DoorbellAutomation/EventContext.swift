@@ -38,9 +38,9 @@ public enum EventContext {
 }
 
 /// A run's event body in its template context, parsed (`EventContext.parseBody`) the first time
-/// it is read: most steps' templates read only `event.*` or earlier steps' outputs, and parsing each
-/// run's body into Foundation values was ~3 % of the end-to-end benchmark's CPU. Whatever reads the
-/// context resolves it to `value` first; it describes itself as the parsed value does.
+/// it is read: a run whose templates read only `event.*` or earlier steps' outputs never parses it
+/// (parsing each run's body into Foundation values was ~3 % of the end-to-end benchmark's CPU).
+/// Whatever reads the context resolves it to `value` first; it describes itself as the parsed value does.
 final class EventBody: @unchecked Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     private let event: NewEvent
     /// Guards `parsed` (a run's steps render one after another; the lock makes a stray concurrent read safe).
@@ -59,6 +59,13 @@ final class EventBody: @unchecked Sendable, CustomStringConvertible, CustomDebug
             parsed = value
             return value
         }
+    }
+
+    /// `value` as a `T`, or the body it stands for as one. `T` is tried first: casting a Swift string
+    /// or dictionary to a class (`EventBody`) makes Foundation bridge it to Objective-C just to say no.
+    static func read<T>(_ value: Any, as type: T.Type) -> T? {
+        if let typed = value as? T { return typed }
+        return (value as? EventBody)?.value as? T
     }
 
     /// Whether a read has parsed it yet.

@@ -99,6 +99,7 @@ final class RenderBudget {
 
     /// The context as swift-mustache sees it: every object, list and value wrapped so that reading
     /// it charges this budget.
+    ///
     /// Strings, objects and lists are asked for first: asking whether a Swift string or dictionary
     /// is an `NSNull` or `NSNumber` (a class) makes Foundation bridge it to Objective-C just to say no.
     func wrap(_ value: Any, name: String? = nil) -> Any {

@@ -116,9 +116,9 @@ public enum Templates {
 /// sections, transforms, partials, pragmas or triple mustaches): what most step fields are
 /// (`{{event.id}}`, `Bearer {{steps.token.body.access_token}}`). Templates with line breaks are left
 /// to swift-mustache: its parser drops a first line that holds only the content-type pragma `render`
-/// puts in front, and trailing blanks after the last line break. swift-mustache finds each name through dynamic
-/// casts of every value on the way, ~4 % of the end-to-end benchmark's CPU for one `{{event.id}}`;
-/// here a lookup walks the context's dictionaries. Only the answer that is certain is given: a value
+/// puts in front, and trailing blanks after the last line break. swift-mustache finds each name
+/// through dynamic casts of every value on the way, ~4 % of the end-to-end benchmark's CPU for one
+/// `{{event.id}}`; here a lookup walks the context's dictionaries. Only the answer that is certain is given: a value
 /// that is a string, or missing (both render as swift-mustache renders them in plain text: as is, or
 /// empty); for a number, a list, an object, a null, or output past the limit, `render` answers nil and
 /// the caller renders through swift-mustache, which does all of that (and the budget's error).
@@ -166,27 +166,15 @@ struct PlainTemplate {
             case .text(let text):
                 output += text
             case .lookup(let names):
-                // The common types are asked for first: casting a dictionary or a string to a class
-                // (`EventBody`) makes Foundation bridge it to Objective-C just to say no.
                 var value: Any? = context
                 for name in names {
                     guard let current = value else { break }
-                    if let dictionary = current as? [String: Any] {
-                        value = dictionary[name]
-                    } else if let body = current as? EventBody, let dictionary = body.value as? [String: Any] {
-                        value = dictionary[name]
-                    } else {
-                        return nil
-                    }
+                    guard let dictionary = EventBody.read(current, as: [String: Any].self) else { return nil }
+                    value = dictionary[name]
                 }
                 if let found = value {
-                    if let text = found as? String {
-                        output += text
-                    } else if let body = found as? EventBody, let text = body.value as? String {
-                        output += text
-                    } else {
-                        return nil
-                    }
+                    guard let text = EventBody.read(found, as: String.self) else { return nil }
+                    output += text
                 }
             }
             if output.utf8.count > limit { return nil }
